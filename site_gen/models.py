@@ -157,7 +157,9 @@ class Paper(Strict):
     title: str = Field(min_length=3, max_length=400)
     authors: list[Annotated[str, Field(min_length=2, max_length=120)]] = Field(min_length=1, description="Full author list, in order.")
     year: int = Field(ge=1990, le=2100, description="Year of the venue version, or of the first version for preprints.")
-    date: dt.date = Field(description="Date of the first public version (e.g. arXiv v1).")
+    date: str = Field(
+        description="First public version (e.g. arXiv v1): YYYY-MM-DD, or YYYY-MM when only the month is known."
+    )
     venue: str | None = Field(default=None, max_length=120, description="e.g. 'ECCV 2024'; null for preprints.")
     status: Literal["preprint", "published"]
     kind: str = Field(description="method, model, system, benchmark, survey or analysis.")
@@ -179,6 +181,24 @@ class Paper(Strict):
     candidate: bool = Field(default=False, description="True for ingested entries a human has not accepted yet.")
     comment: str | None = Field(default=None, max_length=1000, description="arXiv comment field.")
     journal_ref: str | None = Field(default=None, max_length=400, description="arXiv journal reference.")
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date(cls, v):
+        if isinstance(v, dt.datetime):
+            v = v.date()
+        if isinstance(v, dt.date):
+            return v.isoformat()
+        if isinstance(v, str) and re.fullmatch(r"\d{4}-\d{2}", v.strip()):
+            y, m = map(int, v.strip().split("-"))
+            if 1 <= m <= 12:
+                return v.strip()
+        if isinstance(v, str):
+            try:
+                return dt.date.fromisoformat(v.strip()).isoformat()
+            except ValueError:
+                pass
+        raise ValueError(f"invalid date {v!r}; write YYYY-MM-DD (or YYYY-MM when the day is unknown)")
 
     @field_validator("title", "name", "summary")
     @classmethod
@@ -224,11 +244,11 @@ class Paper(Strict):
             raise ValueError("status is 'published' but venue is empty; write the venue (e.g. 'CVPR 2025') or set status: preprint")
         if self.status == "preprint" and self.venue and not self.venue.lower().startswith("arxiv"):
             raise ValueError(f"status is 'preprint' but venue is {self.venue!r}; set status: published, or venue: null")
-        if self.date.year > self.year:
+        if self.date_year > self.year:
             raise ValueError(f"date {self.date} is after year {self.year}; year is the venue (or first-version) year")
         if self.identifiers.arxiv:
             ym = arxiv_yymm(self.identifiers.arxiv)
-            if ym and (self.date.year, self.date.month) != ym:
+            if ym and (self.date_year, self.date_month) != ym:
                 raise ValueError(
                     f"arXiv id {self.identifiers.arxiv} was first posted {ym[0]}-{ym[1]:02d} but date is {self.date}; "
                     f"date is the first version's date"
@@ -237,9 +257,22 @@ class Paper(Strict):
                 raise ValueError(f"arXiv id {self.identifiers.arxiv} is from {ym[0]}, after year {self.year}")
         if self.candidate and self.source != "arxiv-ingest":
             raise ValueError("candidate: true is only for entries with source: arxiv-ingest")
-        if self.added < self.date:
+        if self.added < self.first_day:
             raise ValueError(f"added ({self.added}) is before the paper's date ({self.date})")
         return self
+
+    @property
+    def date_year(self) -> int:
+        return int(self.date[:4])
+
+    @property
+    def date_month(self) -> int:
+        return int(self.date[5:7])
+
+    @property
+    def first_day(self) -> dt.date:
+        """The first version's date; the 1st of the month when only the month is known."""
+        return dt.date.fromisoformat(self.date if len(self.date) == 10 else self.date + "-01")
 
     # ---- derived views (used by exports and the site) ----
     @property
