@@ -49,7 +49,6 @@ class _Request:
     layer_keep: dict[int, torch.Tensor] = field(default_factory=dict)
     layer_replace: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     attn_inputs: dict[int, tuple[torch.Tensor, Any]] = field(default_factory=dict)
-    vision: dict[str, Any] = field(default_factory=dict)
 
 
 def _past_len(kwargs: dict) -> int:
@@ -75,6 +74,7 @@ class Session:
         self.last: RequestStats | None = None
         self.generator = torch.Generator(device="cpu")
         self._prune_layers: list[int] = []
+        self.vision_capture: tuple | None = None   # latest vision-attention input (vision_signals)
 
     # --- hook management (also for kv/cache/decode methods) -----------------------------------------
     def add_forward_pre_hook(self, module, fn: Callable, with_kwargs: bool = True):
@@ -119,9 +119,9 @@ class Session:
     def close(self) -> None:
         while self._handles:
             self._handles.pop().remove()
+        self.vision_capture = None
         if self._req is not None:
             self._req.attn_inputs.clear()
-            self._req.vision.clear()
 
     def freeze(self) -> None:
         """Reuse the last request's selection (and merged vectors) for the next prefills, e.g. to recompute
