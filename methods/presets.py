@@ -49,12 +49,12 @@ def _qwen2_vl_config(hidden=64, layers=4, heads=4, kv_heads=2, inter=128, vocab=
 
     special = dict(image_token_id=vocab - 1, video_token_id=vocab - 2, vision_start_token_id=vocab - 3,
                    vision_end_token_id=vocab - 4)
-    text = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+    text = dict(bos_token_id=1, eos_token_id=2, pad_token_id=0, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
                 intermediate_size=inter, vocab_size=vocab, max_position_embeddings=4096,
                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": list(mrope)})
     vision = dict(depth=v_depth, embed_dim=v_embed, hidden_size=hidden, num_heads=v_heads, mlp_ratio=2,
                   patch_size=14, spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
-    return Qwen2VLConfig(text_config=text, vision_config=vision, **special)
+    return Qwen2VLConfig(text_config=text, vision_config=vision, bos_token_id=1, eos_token_id=2, **special)
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,13 @@ class ModelBundle:
 
 
 def _image_processor(family: str, size: tuple[int, int], config):
-    from transformers import CLIPImageProcessor, LlavaNextImageProcessor, Qwen2VLImageProcessor
+    import transformers
+
+    def pick(name: str):  # the PIL backends need no torchvision; older releases only have the plain class
+        return getattr(transformers, name + "Pil", None) or getattr(transformers, name)
+
+    CLIPImageProcessor, LlavaNextImageProcessor, Qwen2VLImageProcessor = (
+        pick("CLIPImageProcessor"), pick("LlavaNextImageProcessor"), pick("Qwen2VLImageProcessor"))
 
     if family == "llava":
         s = config.vision_config.image_size
