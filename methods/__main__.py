@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         mod.add_arguments(p)
         modules[name] = mod
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded as provenance by bench
     return int(modules[args.command].run(args) or 0)
 
 
