@@ -13,6 +13,7 @@ COMMANDS = [
     "list",     # registered methods and their cards (no torch needed)
     "run",      # one request with one method: answer + stats
     "bench",    # sweep methods x models x budgets -> results JSON
+    "merge",    # merge result files (CI shards) into one
     "dataset",  # write the small PIL-generated offline dataset
     "cost",     # analytical cost model (lead)
 ]

@@ -242,6 +242,29 @@ def write_results(path: str | Path, rows: list[dict], prov: dict) -> Path:
     return path
 
 
+def merge_results(docs: list[dict]) -> tuple[list[dict], dict]:
+    """Concatenate the results of several files (shards of one sweep); provenance must agree except for
+    date/host/shard, which are collected. Raises ValueError on an invalid file or mismatched provenance."""
+    if not docs:
+        raise ValueError("nothing to merge")
+    for i, doc in enumerate(docs):
+        problems = validate_results(doc)
+        if problems:
+            raise ValueError(f"file {i + 1} is not a results file: {problems[0]}")
+    varying = {"date", "host", "shard", "command"}
+    base = {k: v for k, v in docs[0]["provenance"].items() if k not in varying}
+    for i, doc in enumerate(docs[1:], 2):
+        other = {k: v for k, v in doc["provenance"].items() if k not in varying}
+        if other != base:
+            diff = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
+            raise ValueError(f"file {i} was measured differently ({', '.join(diff)} differ)")
+    prov = dict(docs[0]["provenance"])
+    prov.pop("shard", None)
+    prov["date"] = max(d["provenance"]["date"] for d in docs)
+    prov["parts"] = [{k: d["provenance"].get(k) for k in ("host", "date", "shard", "command")} for d in docs]
+    return [row for d in docs for row in d["results"]], prov
+
+
 def validate_results(doc: dict) -> list[str]:
     """Problems with a results document (empty list when it follows the format in INTERFACES.md)."""
     problems = []
