@@ -42,7 +42,10 @@ def ideal_prefill(model, inputs, keep_positions: torch.Tensor) -> float:
 
     lm = model.model.language_model
     embeds = {}
-    h = lm.register_forward_pre_hook(lambda m, a, kw: embeds.setdefault("x", kw["inputs_embeds"]), with_kwargs=True)
+    def grab(module, args, kwargs):
+        embeds["x"] = kwargs["inputs_embeds"]
+
+    h = lm.register_forward_pre_hook(grab, with_kwargs=True)
     try:
         model(**inputs, logits_to_keep=1)
     finally:
