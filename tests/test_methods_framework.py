@@ -265,3 +265,15 @@ def test_qwen2_5_window_order_is_undone_for_vision_signals():
     assert not torch.equal(order, torch.arange(order.numel()))    # the tiny config really permutes
     vis = _visual_positions(b, inp)
     torch.testing.assert_close(window_order_tokens[order], got["emb"][0, vis])
+
+
+@pytest.mark.parametrize("model_name", ["tiny-llava", "tiny-qwen2-vl"])
+@pytest.mark.parametrize("method", ["random", "visionzip", "fastv", "pyramiddrop"])
+def test_transformers_generate_under_a_method_matches_the_harness(model_name, method):
+    b = bundle(model_name, dtype="float64")
+    inp = inputs(b)
+    with registry.create(method, budget=BUDGET).apply(b.model) as s:
+        ours = harness.greedy_generate(b.model, inp, max_new_tokens=4)
+        hf = b.model.generate(**inp, max_new_tokens=4, do_sample=False, min_new_tokens=4)
+        assert s.last.visual_after < s.last.visual_before
+    assert hf[0, inp["input_ids"].shape[1]:].tolist() == ours.tokens
