@@ -1,0 +1,30 @@
+"""Export the catalog as JSON, YAML, CSV, BibTeX or CSL-JSON (deterministic output)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..atomic import write_text_atomic
+from ..catalog import CatalogError, load_catalog
+from ..exports import FORMATS, render_export
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--format", "-f", choices=FORMATS, required=True)
+    parser.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")
+
+
+def run(args) -> int:
+    try:
+        catalog = load_catalog()
+    except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        print("fix the catalog first: python -m site_gen validate", file=sys.stderr)
+        return 1
+    text = render_export(catalog, args.format)
+    if args.output:
+        write_text_atomic(args.output, text)
+        print(f"wrote {len(catalog)} paper(s) to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,23 @@
+"""Print counts per stage, category, facet and year (add --json for machine-readable output)."""
+from __future__ import annotations
+
+import json
+import sys
+
+from ..catalog import CatalogError, load_catalog
+from ..stats import catalog_stats, format_stats
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args) -> int:
+    try:
+        catalog = load_catalog()
+    except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    stats = catalog_stats(catalog)
+    sys.stdout.write(json.dumps(stats, indent=2, default=str) + "\n" if args.json else format_stats(stats, catalog))
+    return 0

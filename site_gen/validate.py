@@ -1,0 +1,309 @@
+"""Validate the catalog: every file on its own, then the files against each other.
+
+Each problem is reported as `path:line:column: message` followed by a hint of what to write instead.
+Nothing here raises on bad input; `validate_catalog` returns a `Report`.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import paths
+from .models import Paper
+from .taxonomy import Taxonomy
+from .yamlsafe import ParsedYaml, read_yaml
+
+SCHEMA_COMMENT = "# yaml-language-server: $schema=../schema/paper.schema.json"
+NEAR_DUPLICATE_RATIO = 0.93
+_STOPWORDS = frozenset(
+    "a an the of for and in on with via to by from is are your at as towards toward its into beyond large "
+    "vision language models model multimodal efficient llms llm lvlms lvlm mllms mllm".split()
+)
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    path: str
+    line: int
+    col: int
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.path}:{self.line}:{self.col}: {self.message}"
+        return text + (f"\n    hint: {self.hint}" if self.hint else "")
+
+    def github_annotation(self) -> str:
+        msg = self.message + (f" (hint: {self.hint})" if self.hint else "")
+        msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        path = self.path.replace("%", "%25").replace(",", "%2C").replace(":", "%3A")
+        return f"::error file={path},line={self.line},col={self.col}::{msg}"
+
+
+@dataclass
+class Report:
+    papers: list[Paper] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def method_names(methods_dir: Path = paths.METHODS) -> set[str]:
+    """Runnable methods are those with a card in methods/cards/<name>.yaml (readable without torch)."""
+    cards = methods_dir / "cards"
+    return {p.stem for p in cards.glob("*.yaml")} if cards.is_dir() else set()
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(paths.ROOT))
+    except ValueError:
+        return str(path)
+
+
+# ---------------------------------------------------------------- one file
+
+def _locate(parsed: ParsedYaml, loc: tuple) -> tuple[int, int]:
+    """Line/column of the value at `loc` (a pydantic error location), or of its nearest ancestor."""
+    loc = tuple(loc)
+    while loc:
+        if loc in parsed.positions:
+            return parsed.positions[loc]
+        loc = loc[:-1]
+    return (2, 1)
+
+
+_ALLOWED_KEYS_CACHE: dict[type, list[str]] = {}
+
+
+def _model_at(loc: tuple):
+    """The pydantic model class that owns the field at `loc` (for 'unknown key' hints)."""
+    model: Any = Paper
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field_info = getattr(model, "model_fields", {}).get(part)
+        if field_info is None:
+            return model
+        ann = field_info.annotation
+        inner = [a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")]
+        if not inner:
+            for a in getattr(ann, "__args__", ()):
+                inner += [b for b in getattr(a, "__args__", ()) if hasattr(b, "model_fields")]
+        if not inner:
+            return model
+        model = inner[0]
+    return model
+
+
+def _schema_problem(err: dict, parsed: ParsedYaml, display: str) -> Problem:
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    where = ".".join(str(x) for x in loc) or "(file)"
+    if kind == "extra_forbidden":
+        owner = _model_at(loc[:-1])
+        allowed = sorted(owner.model_fields)
+        key = str(loc[-1])
+        close = difflib.get_close_matches(key, allowed, n=1)
+        line, col = parsed.key_positions.get(loc, _locate(parsed, loc))
+        hint = (f"did you mean '{close[0]}'? " if close else "") + "allowed keys here: " + ", ".join(allowed)
+        return Problem(display, line, col, f"unknown key '{where}'", hint)
+    if kind == "missing":
+        line, col = _locate(parsed, loc[:-1]) if len(loc) > 1 else (2, 1)
+        return Problem(display, line, col, f"missing required key '{where}'",
+                       f"add '{loc[-1]}:' (see catalog/papers/fastv.yaml for a complete entry)")
+    line, col = _locate(parsed, loc)
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    hint = ""
+    if kind in ("url_parsing", "url_scheme", "url_type"):
+        hint = "write an absolute http:// or https:// URL"
+    elif kind.endswith("_type") or kind.endswith("_parsing"):
+        hint = f"got {err.get('input')!r}"
+    elif kind == "string_pattern_mismatch" and loc and loc[-1] in ("id", "builds_on") or (len(loc) > 1 and loc[0] == "builds_on"):
+        hint = "ids are lowercase letters, digits and single hyphens, e.g. 'llava-prumerge'"
+    elif kind == "literal_error":
+        hint = "allowed: " + str(err.get("ctx", {}).get("expected", ""))
+    return Problem(display, line, col, f"{where}: {msg}" if loc else msg, hint)
+
+
+def check_file(path: Path, tax: Taxonomy, positions: dict | None = None) -> tuple[Paper | None, list[Problem]]:
+    """Validate one file. If `positions` is given, it receives the file's key-path -> (line, col) map."""
+    display = _display(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(display, 1, 1, f"cannot read file: {exc.strerror}", "check file permissions")]
+    parsed = read_yaml(raw)
+    if positions is not None:
+        positions.update(parsed.positions)
+    problems = [Problem(display, p.line, p.col, p.message, p.hint) for p in parsed.problems]
+    if problems:
+        return None, problems
+    first_line = raw.split(b"\n", 1)[0].decode("utf-8").strip()
+    if first_line != SCHEMA_COMMENT:
+        problems.append(Problem(display, 1, 1, "first line must reference the paper schema",
+                                f"make the first line exactly: {SCHEMA_COMMENT}"))
+    if not isinstance(parsed.data, dict):  # pragma: no cover - read_yaml guarantees a mapping
+        return None, problems + [Problem(display, 1, 1, "the document must be a mapping", "")]
+    try:
+        paper = Paper.model_validate(parsed.data, context={"taxonomy": tax})
+    except ValidationError as exc:
+        problems += [_schema_problem(e, parsed, display) for e in exc.errors(include_url=False)]
+        return None, sorted(problems)
+    if path.stem != paper.id:
+        line, col = parsed.positions.get(("id",), (2, 1))
+        problems.append(Problem(display, line, col, f"id '{paper.id}' does not match the file name '{path.name}'",
+                                f"rename the file to {paper.id}.yaml or set id: {path.stem}"))
+    arxiv_in_url = re.search(r"arxiv\.org/(?:abs|pdf)/([^/?#]+?)(?:v\d+)?(?:\.pdf)?$", str(paper.links.paper))
+    if arxiv_in_url and paper.identifiers.arxiv and arxiv_in_url.group(1) != paper.identifiers.arxiv:
+        line, col = parsed.positions.get(("links", "paper"), (2, 1))
+        problems.append(Problem(display, line, col,
+                                f"links.paper points to arXiv {arxiv_in_url.group(1)} but identifiers.arxiv is {paper.identifiers.arxiv}",
+                                f"use https://arxiv.org/abs/{paper.identifiers.arxiv}"))
+    return (None if problems else paper), problems
+
+
+# ---------------------------------------------------------------- across files
+
+def normalise_title(title: str) -> str:
+    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    return " ".join(text.split())
+
+
+def _blocking_keys(norm: str) -> set[str]:
+    words = [w for w in norm.split() if w not in _STOPWORDS and len(w) > 2]
+    longest = sorted(set(words), key=lambda w: (-len(w), w))[:3]
+    return set(longest)
+
+
+def near_duplicate_titles(papers: list[tuple[str, str]], ratio: float = NEAR_DUPLICATE_RATIO) -> list[tuple[str, str, float]]:
+    """Pairs (id_a, id_b, similarity) of titles that are equal or nearly equal after normalisation.
+
+    Candidate pairs share one of their three longest significant words; only those are compared,
+    which keeps this near-linear for large catalogs.
+    """
+    norms = {pid: normalise_title(t) for pid, t in papers}
+    blocks: dict[str, list[str]] = defaultdict(list)
+    for pid, norm in norms.items():
+        for key in _blocking_keys(norm) or {norm}:
+            blocks[key].append(pid)
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for ids in blocks.values():
+        if len(ids) < 2:
+            continue
+        for i, a in enumerate(ids):
+            for b in ids[i + 1:]:
+                pair = (a, b) if a < b else (b, a)
+                if pair in seen:
+                    continue
+                seen.add(pair)
+                na, nb = norms[pair[0]], norms[pair[1]]
+                if na == nb:
+                    out.append((pair[0], pair[1], 1.0))
+                    continue
+                sm = difflib.SequenceMatcher(None, na, nb, autojunk=False)
+                if sm.real_quick_ratio() >= ratio and sm.quick_ratio() >= ratio:
+                    r = sm.ratio()
+                    if r >= ratio:
+                        out.append((pair[0], pair[1], round(r, 3)))
+    return sorted(out)
+
+
+def check_cross(papers: list[tuple[Paper, Path]], method_names_: set[str],
+                positions: dict[Path, dict] | None = None) -> list[Problem]:
+    problems: list[Problem] = []
+    positions = positions or {}
+
+    def at(path: Path, *key) -> tuple[int, int]:
+        return positions.get(path, {}).get(tuple(key), (2, 1))
+
+    by_id: dict[str, list[Path]] = defaultdict(list)
+    for paper, path in papers:
+        by_id[paper.id].append(path)
+    for pid, files in by_id.items():
+        for f in files[1:]:
+            problems.append(Problem(_display(f), *at(f, "id"), f"duplicate id '{pid}' (also in {_display(files[0])})",
+                                    "give each paper a unique id, e.g. append the first author's surname"))
+    path_of = {p.id: path for p, path in papers}
+
+    def dupes(key: str, field_name: str, getter) -> None:
+        seen: dict[str, str] = {}
+        for paper, path in papers:
+            value = getter(paper)
+            if not value:
+                continue
+            norm = value.lower()
+            if norm in seen:
+                problems.append(Problem(_display(path), *at(path, "identifiers", field_name),
+                                        f"duplicate {key} {value} (already used by '{seen[norm]}' in {_display(path_of[seen[norm]])})",
+                                        "one paper, one file: merge the two entries or fix the identifier"))
+            else:
+                seen[norm] = paper.id
+
+    dupes("arXiv id", "arxiv", lambda p: p.identifiers.arxiv)
+    dupes("DOI", "doi", lambda p: p.identifiers.doi)
+    dupes("OpenReview id", "openreview", lambda p: p.identifiers.openreview)
+    dupes("Semantic Scholar id", "semantic_scholar", lambda p: p.identifiers.semantic_scholar)
+
+    for a, b, ratio in near_duplicate_titles([(p.id, p.title) for p, _ in papers]):
+        what = "the same title" if ratio == 1.0 else f"a near-identical title ({ratio:.0%} similar)"
+        problems.append(Problem(_display(path_of[b]), *at(path_of[b], "title"), f"'{b}' has {what} as '{a}'",
+                                "if these are the same paper keep one file; if not, make the titles exact"))
+
+    ids = set(by_id)
+    for paper, path in papers:
+        if paper.method and paper.method not in method_names_:
+            known = sorted(method_names_)
+            close = difflib.get_close_matches(paper.method, known, n=1)
+            problems.append(Problem(_display(path), *at(path, "method"), f"method '{paper.method}' has no card methods/cards/{paper.method}.yaml",
+                                    (f"did you mean '{close[0]}'? " if close else "")
+                                    + ("known methods: " + ", ".join(known) if known else "remove 'method:' until it is implemented")))
+        for i, other in enumerate(paper.builds_on):
+            if other not in ids:
+                close = difflib.get_close_matches(other, sorted(ids), n=1)
+                problems.append(Problem(_display(path), *at(path, "builds_on", i), f"builds_on '{other}' is not a catalog id",
+                                        f"did you mean '{close[0]}'?" if close else "list ids of papers in catalog/papers/"))
+            elif other == paper.id:
+                problems.append(Problem(_display(path), *at(path, "builds_on", i), "a paper cannot build on itself", "remove its own id from builds_on"))
+    return problems
+
+
+def validate_catalog(papers_dir: Path, tax: Taxonomy, methods_dir: Path = paths.METHODS) -> Report:
+    report = Report()
+    if not papers_dir.is_dir():
+        report.problems.append(Problem(_display(papers_dir), 1, 1, "papers directory not found", "run from the repository root"))
+        return report
+    good: list[tuple[Paper, Path]] = []
+    positions: dict[Path, dict] = {}
+    for path in sorted(papers_dir.iterdir()):
+        if path.name.startswith(".") or path.is_dir():
+            continue
+        report.files += 1
+        if path.suffix != ".yaml":
+            report.problems.append(Problem(_display(path), 1, 1, f"unexpected file '{path.name}' in catalog/papers",
+                                           "paper files are named <id>.yaml (not .yml); move other files elsewhere"))
+            continue
+        positions[path] = {}
+        paper, problems = check_file(path, tax, positions[path])
+        report.problems += problems
+        if paper is not None:
+            good.append((paper, path))
+    report.problems += check_cross(good, method_names(methods_dir), positions)
+    bad = {pr.path for pr in report.problems}
+    report.papers = [p for p, path in good if _display(path) not in bad]
+    report.problems.sort()
+    return report

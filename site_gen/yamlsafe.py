@@ -1,0 +1,149 @@
+"""Strict YAML reading for hand-edited catalog files.
+
+PyYAML silently keeps the last of two duplicate keys and happily expands anchors and aliases
+(including "billion laughs" bombs). Catalog files must be plain data, so this module rejects:
+duplicate keys, anchors/aliases, tab characters, non-UTF-8 bytes, a byte-order mark, oversized files,
+and any document that is not a single mapping. Every problem carries a 1-based line and column.
+
+It also returns, for every value in the document, where it starts (`positions`), keyed by the path of
+keys and list indexes leading to it, so schema errors can point at the exact line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+MAX_BYTES = 64 * 1024
+
+Path_ = tuple  # a tuple of str keys and int indexes
+
+
+@dataclass(frozen=True)
+class YamlProblem:
+    line: int
+    col: int
+    message: str
+    hint: str = ""
+
+
+@dataclass
+class ParsedYaml:
+    data: Any = None
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    problems: list[YamlProblem] = field(default_factory=list)
+
+
+def _pos(mark) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1)
+
+
+def _line_col_of_offset(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, col
+
+
+def _scan_anchors(text: str) -> list[YamlProblem]:
+    """Find anchors and aliases with the pure-Python event parser (only called when '&' or '*' occur)."""
+    problems = []
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line, col = _pos(event.start_mark)
+                problems.append(YamlProblem(line, col, f"YAML alias '*{event.anchor}' is not allowed in catalog files",
+                                            "write the value out in full instead of referring to an anchor"))
+            elif getattr(event, "anchor", None):
+                line, col = _pos(event.start_mark)
+                problems.append(YamlProblem(line, col, f"YAML anchor '&{event.anchor}' is not allowed in catalog files",
+                                            "remove the '&name' anchor and write each value out in full"))
+    except yaml.YAMLError:
+        pass  # reported by the main parse
+    return problems
+
+
+def _walk(node, path: Path_, out: ParsedYaml) -> None:
+    out.positions[path] = _pos(node.start_mark)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, tuple[int, int]] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            kpos = _pos(key_node.start_mark)
+            if key is None:
+                out.problems.append(YamlProblem(*kpos, "mapping keys must be plain strings", "write 'key: value'"))
+                continue
+            if key in seen:
+                first = seen[key]
+                out.problems.append(YamlProblem(
+                    *kpos, f"duplicate key '{key}' (first defined at line {first[0]})",
+                    f"keep one '{key}:' entry; YAML readers silently keep only the last one"))
+                continue
+            seen[key] = kpos
+            out.key_positions[path + (key,)] = kpos
+            _walk(value_node, path + (key,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, path + (i,), out)
+
+
+def read_yaml(raw: bytes, max_bytes: int = MAX_BYTES) -> ParsedYaml:
+    """Parse one catalog file strictly. Never raises on bad input: problems are returned."""
+    out = ParsedYaml()
+    if len(raw) > max_bytes:
+        out.problems.append(YamlProblem(1, 1, f"file is {len(raw):,} bytes, over the {max_bytes:,}-byte limit",
+                                        "catalog entries are small; remove embedded data (long abstracts, base64)"))
+        return out
+    if raw.startswith(b"\xef\xbb\xbf"):
+        out.problems.append(YamlProblem(1, 1, "file starts with a UTF-8 byte-order mark", "save the file as UTF-8 without BOM"))
+        return out
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col_of_offset(raw[: exc.start].decode("utf-8", "replace"), exc.start)
+        out.problems.append(YamlProblem(line, col, f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+                                        "save the file as UTF-8"))
+        return out
+    if "\x00" in text:
+        line, col = _line_col_of_offset(text, text.index("\x00"))
+        out.problems.append(YamlProblem(line, col, "file contains a NUL character", "remove binary content"))
+        return out
+    if "\t" in text:
+        line, col = _line_col_of_offset(text, text.index("\t"))
+        out.problems.append(YamlProblem(line, col, "tab character found", "indent with spaces and replace tabs in values by spaces"))
+        return out
+    if "&" in text or "*" in text:
+        out.problems.extend(_scan_anchors(text))
+        if out.problems:
+            return out
+    try:
+        loader = Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                out.problems.append(YamlProblem(1, 1, "file is empty", "write one paper as a YAML mapping (see catalog/papers/fastv.yaml)"))
+                return out
+            if not isinstance(node, yaml.MappingNode):
+                out.problems.append(YamlProblem(*_pos(node.start_mark), "the document must be a mapping of keys to values",
+                                                "start with 'id: your-paper-id' on the first line after the comment"))
+                return out
+            _walk(node, (), out)
+            if out.problems:
+                return out
+            out.data = loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = _pos(mark) if mark else (1, 1)
+        msg = " ".join(x for x in (exc.context, exc.problem) if x)
+        out.problems.append(YamlProblem(line, col, f"YAML syntax error: {msg}",
+                                        "check indentation and quote values that contain ': ' or start with a special character"))
+    except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
+        out.problems.append(YamlProblem(1, 1, f"YAML error: {exc}", "check the file's syntax"))
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. an impossible date 2024-02-31
+        out.problems.append(YamlProblem(1, 1, f"cannot read a value: {exc}", "check dates (YYYY-MM-DD) and numbers"))
+    return out
