@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 import httpx
+import tenacity
 from semanticscholar.ApiRequester import ApiRequester
 from semanticscholar.PaginatedResults import PaginatedResults
 from semanticscholar.Paper import Paper as S2Paper
@@ -94,6 +95,8 @@ def classify(exc: BaseException) -> S2Error:
     """Map what the package or httpx raised to our error kinds (retryable or not)."""
     if isinstance(exc, S2Error):
         return exc
+    if isinstance(exc, tenacity.RetryError) and exc.last_attempt.failed:
+        exc = exc.last_attempt.exception()  # the package's single-try wrapper re-wraps its 429 error
     if isinstance(exc, ConnectionRefusedError):  # the package's way of saying HTTP 429
         return RetryableError("rate limited by Semantic Scholar (HTTP 429)")
     if isinstance(exc, ServerErrorException):
