@@ -145,12 +145,12 @@ def graph_page(ctx, view: GraphView) -> str:
     lines += [
         f'<link rel="stylesheet" href="{h(page.href(STYLE))}">',
         f'<div class="atlas-graph-legend">{legend}</div>',
-        '<form class="atlas-graph-controls" id="atlas-graph-controls" hidden onsubmit="return false">'
+        '<div class="atlas-graph-controls" id="atlas-graph-controls" hidden>'
         f'<fieldset><legend>Stages</legend>{stage_boxes}</fieldset>'
         '<label>Facet <select name="facet"><option value="">any</option></select></label> '
         '<label>Find a paper <input type="search" name="q" list="atlas-graph-names" placeholder="name or id" '
         'autocomplete="off"></label><datalist id="atlas-graph-names"></datalist> '
-        '<output name="count"></output></form>',
+        '<output name="count"></output></div>',
         f'<div class="atlas-graph" id="atlas-graph" data-src="{h(page.href(GRAPH_DATA))}">'
         f'<div class="atlas-graph-fallback">{overview_svg(ctx, view)}</div></div>',
         f'<script src="{h(page.href(CYTOSCAPE))}"></script>',

@@ -95,7 +95,8 @@
     var form = document.getElementById("atlas-graph-controls");
     if (!form) return;
     form.hidden = false;
-    var facetSelect = form.elements.facet;
+    var facetSelect = form.querySelector("select[name=facet]");
+    var counter = form.querySelector("output[name=count]");
     data.facets.forEach(function (f) {
       var o = document.createElement("option");
       o.value = f.key;
@@ -122,7 +123,7 @@
         });
       });
       var shown = cy.nodes(":visible").length;
-      form.elements.count.textContent = shown + " of " + cy.nodes().length + " papers shown";
+      counter.textContent = shown + " of " + cy.nodes().length + " papers shown";
       box.dataset.visible = String(shown);
     }
     form.addEventListener("change", function (ev) {
@@ -147,7 +148,7 @@
       hit.addClass("hit labelled");
       cy.animate({ fit: { eles: hood, padding: 60 } }, { duration: 300 });
     }
-    var q = form.elements.q;
+    var q = form.querySelector("input[name=q]");
     q.addEventListener("change", function () { find(q.value); });
     q.addEventListener("keydown", function (ev) { if (ev.key === "Enter") find(q.value); });
     applyFilters();
