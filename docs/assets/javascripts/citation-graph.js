@@ -46,7 +46,7 @@
       container: box,
       elements: elements,
       layout: { name: "preset", fit: true, padding: 20 },
-      minZoom: 0.05, maxZoom: 8, wheelSensitivity: 0.3,
+      minZoom: 0.05, maxZoom: 8,
       textureOnViewport: big, hideEdgesOnViewport: big, pixelRatio: big ? 1 : "auto",
       style: [
         { selector: "node", style: {
@@ -122,7 +122,7 @@
           n.toggleClass("hidden", !ok);
         });
       });
-      var shown = cy.nodes(":visible").length;
+      var shown = cy.nodes().not(".hidden").length;
       counter.textContent = shown + " of " + cy.nodes().length + " papers shown";
       box.dataset.visible = String(shown);
     }
