@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable
 
 import networkx as nx
@@ -103,6 +104,15 @@ class CitationGraph:
         """All references of a paper: catalog ids and external ids (for coupling)."""
         return frozenset(self.graph.successors(pid)) | self.external_refs.get(pid, frozenset())
 
+    @cached_property
+    def _holders(self) -> dict[str, list[str]]:
+        """reference (catalog or external id) -> the papers that cite it (inverted index for coupling)."""
+        out: dict[str, list[str]] = {}
+        for paper in sorted(self.graph.nodes):
+            for ref in self.references_of(paper):
+                out.setdefault(ref, []).append(paper)
+        return out
+
     def related(self, pid: str, n: int = 10) -> list[tuple[str, int, int]]:
         """Papers related to `pid` as (id, co-citations, shared references), best first.
 
@@ -113,14 +123,11 @@ class CitationGraph:
             for other in self.graph.successors(citer):
                 if other != pid:
                     cocite[other] += 1
-        mine = self.references_of(pid)
         coupling: Counter[str] = Counter()
-        if mine:
-            for other in self.graph.nodes:
+        for ref in self.references_of(pid):
+            for other in self._holders.get(ref, ()):
                 if other != pid:
-                    shared = len(mine & self.references_of(other))
-                    if shared:
-                        coupling[other] = shared
+                    coupling[other] += 1
         rows = [(o, cocite[o], coupling[o]) for o in set(cocite) | set(coupling)]
         return sorted(rows, key=lambda r: (-(r[1] + r[2]), r[0]))[:n]
 
@@ -154,7 +161,7 @@ def build_graph(catalog: Catalog, store: Store | None = None, *, include_candida
         for pid, rec in sorted(store.papers.items()):
             if pid not in ids:
                 continue
-            refs = reresolve(rec["references"], index, pid)
+            refs = reresolve(rec["references"], index, pid, ids)
             enriched.add(pid)
             for v in refs["catalog"]:
                 add(pid, v, CITES)

@@ -98,19 +98,22 @@ def split_references(refs: Iterable[tuple[str | None, Mapping | None]], index: I
     return {"catalog": sorted(in_catalog), "external": sorted(external)}
 
 
-def reresolve(references: Mapping[str, list[str]], index: IdIndex, self_id: str) -> dict[str, list[str]]:
-    """Re-sort stored references against the current catalog (papers added since the fetch)."""
+_API_KEY_OF = {prefix: api_key for api_key, prefix in EXTERNAL_KEYS}
+
+
+def reresolve(references: Mapping[str, list[str]], index: IdIndex, self_id: str,
+              catalog_ids: set[str] | frozenset[str] | None = None) -> dict[str, list[str]]:
+    """Re-sort stored references against the current catalog (papers added since the fetch).
+    `catalog_ids` (the current ids) drops catalog references to papers that left the catalog."""
     pairs: list[tuple[str | None, Mapping | None]] = []
     in_catalog = set(references.get("catalog", []))
-    valid = set(index.by_key.values())
-    kept = {c for c in in_catalog if c in valid}
+    kept = in_catalog if catalog_ids is None else in_catalog & set(catalog_ids)
     for name in references.get("external", []):
         prefix, _, value = name.partition(":")
         if prefix == "S2":
             pairs.append((value, None))
         else:
-            api_key = {p: k for k, p in EXTERNAL_KEYS}[prefix]
-            pairs.append((None, {api_key: value}))
+            pairs.append((None, {_API_KEY_OF[prefix]: value}))
     split = split_references(pairs, index, self_id)
     return {"catalog": sorted(kept | set(split["catalog"])), "external": split["external"]}
 

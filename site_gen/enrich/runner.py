@@ -118,7 +118,7 @@ async def enrich(catalog: Catalog, client: S2Client, *, only: list[str] | None =
             reusable = (old is not None and not refresh_references and old["s2_id"] == answer["paperId"]
                         and old.get("reference_count") == answer.get("referenceCount"))
             if reusable:
-                refs = reresolve(old["references"], index, pid)
+                refs = reresolve(old["references"], index, pid, set(catalog.by_id))
             else:
                 log(f"references of {pid}")
                 cited = await client.fetch_references(answer["paperId"])
