@@ -66,11 +66,16 @@ class CitationGraph:
         """Papers whose primary placement is in `stage`, with the edges among them."""
         return self.graph.subgraph([n for n, d in self.graph.nodes(data=True) if d["stage"] == stage]).copy()
 
-    def builds_on_graph(self) -> nx.DiGraph:
+    @cached_property
+    def _builds_on(self) -> nx.DiGraph:
         g = nx.DiGraph()
         g.add_nodes_from(self.graph.nodes)
         g.add_edges_from((u, v) for u, v, s in self.graph.edges(data="sources") if BUILDS_ON in s)
         return g
+
+    def builds_on_graph(self) -> nx.DiGraph:
+        """Only the curated builds_on edges (computed once; the graph does not change after building)."""
+        return self._builds_on
 
     def descendants(self, pid: str) -> list[str]:
         """Every paper that cites or builds on `pid`, directly or through others ("what builds on X")."""

@@ -16,10 +16,12 @@ import numpy as np
 
 
 def layout(nodes: Sequence[Hashable], edges: Iterable[tuple[Hashable, Hashable]],
-           groups: Mapping[Hashable, str] | None = None, *, iterations: int = 150, seed: int = 7,
+           groups: Mapping[Hashable, str] | None = None, *, iterations: int | None = None, seed: int = 7,
            size: float = 1000.0) -> dict[Hashable, tuple[float, float]]:
     """Positions in [0, size] x [0, size], keyed by node, rounded to 0.1."""
     n = len(nodes)
+    if iterations is None:
+        iterations = 150 if n <= 1000 else 90
     if n == 0:
         return {}
     if n == 1:
@@ -75,12 +77,16 @@ def _repulsion(pos: np.ndarray, k: float, cells: int) -> np.ndarray:
     own_c = np.stack([cx[cell] - pos[:, 0], cy[cell] - pos[:, 1]], axis=1) / np.maximum(own_count, 1)[:, None]
     occupied = np.nonzero(count)[0]
     centres = np.stack([cx[occupied], cy[occupied]], axis=1) / count[occupied][:, None]
-    mass = count[occupied].copy()
+    mass = count[occupied]
     delta = pos[:, None, :] - centres[None, :, :]                    # n x cells x 2
-    d2 = np.maximum((delta ** 2).sum(axis=2), (k * 0.05) ** 2)
-    weight = mass[None, :] * np.ones((len(pos), 1))
-    weight[np.arange(len(pos)), np.searchsorted(occupied, cell)] = 0.0  # own cell handled below
-    disp = (delta * (k * k * weight / d2)[:, :, None]).sum(axis=1)
+    floor = (k * 0.05) ** 2
+    d2 = np.maximum(np.einsum("ncj,ncj->nc", delta, delta), floor)
+    disp = np.einsum("ncj,nc->nj", delta, (k * k) * mass[None, :] / d2)
+    # take out the own cell's term (it is replaced by the exact-ish term below)
+    own = np.searchsorted(occupied, cell)
+    own_centre_delta = pos - centres[own]
+    own_cd2 = np.maximum((own_centre_delta ** 2).sum(axis=1), floor)
+    disp -= own_centre_delta * ((k * k) * mass[own] / own_cd2)[:, None]
     own_delta = pos - own_c
     own_d2 = np.maximum((own_delta ** 2).sum(axis=1), (k * 0.05) ** 2)
     disp += own_delta * (k * k * own_count / own_d2)[:, None]
