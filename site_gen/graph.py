@@ -190,6 +190,9 @@ def summary_lines(cg: CitationGraph, catalog: Catalog, top: int = 10) -> Iterabl
     for stage in catalog.taxonomy.stage_ids:
         sub = cg.stage_subgraph(stage)
         yield f"  stage {stage}: {sub.number_of_nodes()} papers, {sub.number_of_edges()} edges inside the stage"
+    unstaged = sum(1 for _, s in g.nodes(data="stage") if not s)
+    if unstaged:
+        yield f"  no stage (models, benchmarks, surveys): {unstaged} papers"
     pr = cg.pagerank()
     yield f"top {top} by PageRank within the catalog:"
     for pid, score in sorted(pr.items(), key=lambda kv: (-kv[1], kv[0]))[:top]:
