@@ -16,19 +16,34 @@ import json
 import re
 from urllib.parse import urlsplit
 
-# Characters with a meaning in HTML, Markdown (CommonMark-ish and Python-Markdown), the extensions we
-# enable (attr_list, tables, admonitions, footnotes, pymdownx inline syntaxes, emoji shortcodes) or in
-# Jinja-style templates. Each becomes a numeric character reference.
-_SPECIAL = "&<>\"'\\`*_{}[]()#+-.!|~^=:$%@"
-_TABLE = {ord(c): f"&#{ord(c)};" for c in _SPECIAL}
+# Characters that mean something anywhere in a line: HTML (& < > " '), Markdown inline syntax
+# (\\ ` * _ [ ]), attr_list and template delimiters ({ }), heading closers (#) and table cells (|).
+# Each becomes a numeric character reference, which Markdown passes through and browsers display.
+_ALWAYS = "&<>\"'\\`*_{}[]#|"
+_TABLE = {ord(c): f"&#{ord(c)};" for c in _ALWAYS}
+# Characters that only mean something at the start of a line (lists, block quotes, setext/hr, fences,
+# definition lists); escaped there, since generated text can start a line.
+_LEADING = re.compile(r"^(?:[-+>=~:%!]|\d+[.)])")
 _WS = re.compile(r"\s+")
+
+# The Markdown extensions this escaping was reviewed against (mkdocs.yml must not enable others
+# without reviewing `esc`; a test checks this).
+REVIEWED_EXTENSIONS = frozenset({"tables", "attr_list", "md_in_html", "admonition", "toc"})
+
+
+def _escape_leading(text: str) -> str:
+    m = _LEADING.match(text)
+    if not m:
+        return text
+    lead = m.group(0)
+    return lead[:-1] + f"&#{ord(lead[-1])};" + text[len(lead):]
 
 
 def esc(text: object) -> str:
     """Inert, single-line text: whitespace (newlines included) collapses to one space."""
     if text is None:
         return ""
-    return _WS.sub(" ", str(text)).strip().translate(_TABLE)
+    return _escape_leading(_WS.sub(" ", str(text)).strip().translate(_TABLE))
 
 
 def esc_paragraphs(text: object) -> list[str]:
@@ -43,7 +58,7 @@ def esc_block(text: object) -> str:
     """Inert preformatted text (line breaks kept), for the inside of a raw HTML <pre> element."""
     if text is None:
         return ""
-    return str(text).translate(_TABLE)
+    return str(text).translate(_TABLE).replace("\t", "    ")
 
 
 def attr(text: object) -> str:

@@ -59,7 +59,7 @@ def home_page(ctx: RenderContext) -> str:
         f"Papers from {span}. Browse by [inference stage]({ctx.link(urls.taxonomy_view('stage'))}), by the "
         f"[four dimensions]({ctx.link(urls.taxonomy_view('dimensions'))}), by [facet]({ctx.link('facets/index.md')}), "
         f"or filter everything at once in the [Explorer]({ctx.link('explorer.md')}).", "",
-        f"![Papers per year]({ctx.link('assets/charts/papers-per-year.svg')})", "",
+        f"![Papers per year]({ctx.link('assets/charts/papers-per-year.svg')}){{ .atlas-chart width=\"560\" }}", "",
         "## Latest additions", "",
         latest_md, "",
         f"[All recent additions]({ctx.link('recent.md')}) · [Atom feed]({ctx.link('feed.xml')}) · "
