@@ -48,7 +48,7 @@ def home_page(ctx: RenderContext) -> str:
     years = sorted({p.year for p in papers})
     span = f"{years[0]}–{years[-1]}" if years else "–"
     return "\n".join([
-        "---", 'title: "LVLM Atlas"', "hide:", "  - navigation", "  - toc", "---", "",
+        "---", "hide:", "  - navigation", "  - toc", "---", "",
         "# LVLM Atlas", "",
         "**Efficient inference for large vision-language models: a living, executable map of the field.**", "",
         INTRO, "",
