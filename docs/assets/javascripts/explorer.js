@@ -150,6 +150,7 @@
 
   function bind() {
     var timer = null;
+    root.querySelector("form").addEventListener("submit", function (ev) { ev.preventDefault(); });
     els.q.addEventListener("input", function () {
       state.q = els.q.value;
       window.clearTimeout(timer);

@@ -69,7 +69,7 @@ def explorer_page(ctx: RenderContext) -> str:
     head = "".join(f'<th data-key="{k}" aria-sort="none"><button type="button">{esc(t)}</button></th>' for k, t in cols)
     html = (
         f'<div id="atlas-explorer" data-src="{attr(ctx.href(DATA_PATH))}" data-root="{attr(ctx.href("index.md"))}">'
-        '<form class="atlas-filters" role="search" onsubmit="return false">'
+        '<form class="atlas-filters" role="search">'
         '<label class="atlas-filter atlas-filter--q"><span>Search</span>'
         '<input type="search" id="ax-q" name="q" placeholder="title, authors, key idea, venue…" autocomplete="off"></label>'
         + "".join(selects) +
