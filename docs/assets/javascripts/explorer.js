@@ -1,6 +1,7 @@
 /* LVLM Atlas Explorer: filters, free-text search and sorting over assets/data/papers.json.
  * Data is only ever inserted with textContent / setAttribute on known-safe attributes, and links to
- * external sites are emitted only for http(s) URLs. Filter state lives in the URL query string. */
+ * external sites are emitted only for http(s) URLs. Filter state lives in the URL query string (the
+ * free text is `text`, not `q`, which mkdocs-material's search claims). */
 (function () {
   "use strict";
   var root = document.getElementById("atlas-explorer");
@@ -25,7 +26,7 @@
 
   function readQuery() {
     var params = new URLSearchParams(window.location.search);
-    state.q = params.get("q") || "";
+    state.q = params.get("text") || "";
     FILTERS.forEach(function (f) { state[f] = params.get(f) || ""; });
     state.runnable = params.get("runnable") === "1";
     var sort = params.get("sort");
@@ -35,7 +36,7 @@
 
   function writeQuery() {
     var params = new URLSearchParams();
-    if (state.q) params.set("q", state.q);
+    if (state.q) params.set("text", state.q);
     FILTERS.forEach(function (f) { if (state[f]) params.set(f, state[f]); });
     if (state.runnable) params.set("runnable", "1");
     if (state.sort !== "year" || state.dir !== "desc") { params.set("sort", state.sort); params.set("dir", state.dir); }

@@ -83,7 +83,7 @@ def explorer_page(ctx: RenderContext) -> str:
         '</div>'
     )
     return "\n".join([
-        "---", front_matter_title("Explorer"), "hide:", "  - toc", "---", "",
+        "---", front_matter_title("Explorer"), "hide:", "  - navigation", "  - toc", "---", "",
         "# Explorer", "",
         "Every paper of the catalog in one table. Combine the filters, search free text, click a column to sort; "
         "the address bar keeps the filter so you can share the view.", "",
