@@ -17,6 +17,7 @@ MODULES = [
     "site_gen.render.pages.exports",
     "site_gen.render.pages.contributing",
     "site_gen.render.pages.methods",
+    "site_gen.graph_site",
 ]
 
 
