@@ -18,6 +18,7 @@ MODULES = [
     "site_gen.render.pages.contributing",
     "site_gen.render.pages.methods",
     "site_gen.graph_site",
+    "site_gen.render.pages.costmodel",
 ]
 
 
