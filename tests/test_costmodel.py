@@ -135,3 +135,12 @@ def test_cli_prints_breakdown():
     assert "visual tokens: 42,320" in out.stdout and "TTFT >=" in out.stdout and "13.89 GB" in out.stdout
     bad = subprocess.run([sys.executable, "-m", "methods", "cost", "--model", "nope"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown model 'nope'" in bad.stderr
+
+
+def test_cost_model_page_in_built_site():
+    from tests.site_helpers import built_site
+
+    html = (built_site().site / "cost-model" / "index.html").read_text(encoding="utf-8")
+    assert html.count('class="atlas-roofline"') == len(cm.gpus())
+    assert "Qwen2.5-VL-72B" in html and "ridge 153 FLOPs/B" in html
+    assert "python -m methods cost --model qwen2.5-vl-72b --images 20 --gpu a100" in html
