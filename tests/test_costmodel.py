@@ -144,3 +144,23 @@ def test_cost_model_page_in_built_site():
     assert html.count('class="atlas-roofline"') == len(cm.gpus())
     assert "Qwen2.5-VL-72B" in html and "ridge 153 FLOPs/B" in html
     assert "python -m methods cost --model qwen2.5-vl-72b --images 20 --gpu a100" in html
+
+
+def test_method_card_shows_theoretical_saving():
+    from site_gen.render import urls
+    from tests.site_helpers import built_site
+
+    tree = built_site()
+    html = (tree.site / urls.method("fastprune").removesuffix(".md") / "index.html").read_text(encoding="utf-8")
+    assert "Theoretical saving" in html and "tokens dropped after decoder layer 2" in html
+    assert "<td>128</td>" in html.replace(' style="text-align: right;"', "")
+
+
+def test_in_llm_budget_saves_less_than_pre_llm():
+    inp = cm.VisualInput(images=1)
+    full = cm.estimate("llava-1.5-7b", "a100", inp)
+    early = cm.savings(full, cm.estimate("llava-1.5-7b", "a100", inp, budget=cm.Budget(keep_visual_tokens=128)))
+    late = cm.savings(full, cm.estimate("llava-1.5-7b", "a100", inp, budget=cm.Budget(keep_visual_tokens=128, after_layer=2)))
+    assert late["prefill_flops"] < early["prefill_flops"]
+    # 2 of 32 layers run at full length: the saving shrinks by about 2/32 of the full-length cost
+    assert early["prefill_flops"] - late["prefill_flops"] == pytest.approx(2 / 32 * (1 - (1 - early["prefill_flops"])) , rel=0.2)

@@ -124,3 +124,44 @@ def cost_model_page(ctx: RenderContext) -> str:
 @register_page_builder
 def cost_model_pages(ctx: RenderContext):
     yield "cost-model.md", cost_model_page(ctx.at("cost-model.md"))
+
+
+# ---------------------------------------------------------------- method cards
+
+TOKEN_STAGES = {"vision", "pre_llm", "in_llm"}
+
+
+def theoretical_savings(card_data: dict, cost_model_link: str = "cost-model.md") -> str | None:
+    """Markdown table: what the cost model says the method's budgets save (None for other stages)."""
+    stage = card_data.get("stage")
+    params = {p.get("name"): p.get("default") for p in card_data.get("parameters") or [] if isinstance(p, dict)}
+    if stage in TOKEN_STAGES:
+        model, gpu = cm.get_model("llava-1.5-7b"), cm.get_gpu("a100")
+        inp = cm.VisualInput(images=1)
+        after = int(params.get("k") or params.get("layer") or 2) if stage == "in_llm" else 0
+        full = cm.estimate(model, gpu, inp, text_tokens=64, output_tokens=128)
+        rows = ["| Visual tokens kept (of 576) | Prefill FLOPs saved | TTFT bound saved | TPOT bound saved | KV cache saved |",
+                "|---:|---:|---:|---:|---:|"]
+        for keep in (64, 128, 192):
+            b = cm.estimate(model, gpu, inp, text_tokens=64, output_tokens=128,
+                            budget=cm.Budget(keep_visual_tokens=keep, after_layer=after))
+            s = cm.savings(full, b)
+            rows.append(f"| {keep} | {s['prefill_flops']:.0%} | {s['ttft']:.0%} | {s['tpot']:.0%} | {s['kv_bytes']:.0%} |")
+        where = (f"tokens dropped after decoder layer {after}" if after else "tokens dropped before the language model")
+        return (f"Roofline estimate for LLaVA-1.5-7B on an A100 (one image, 64 text tokens, 128 output tokens, BF16; "
+                f"{where}). Compare with the measured numbers below; see the [cost model]({cost_model_link}) page.\n\n"
+                + "\n".join(rows) + "\n")
+    if stage in ("kv", "cache", "decode"):
+        gpu = cm.get_gpu("a100")
+        cases = [("LLaVA-1.5-7B, 1 image", "llava-1.5-7b", cm.VisualInput(images=1)),
+                 ("Qwen2.5-VL-7B, 20 images 1280x1280", "qwen2.5-vl-7b", cm.VisualInput(images=20, width=1280, height=1280))]
+        rows = ["| Request | KV kept | KV cache saved | TPOT bound saved |", "|---|---:|---:|---:|"]
+        for label, mid, inp in cases:
+            full = cm.estimate(mid, gpu, inp, text_tokens=64, output_tokens=128)
+            for frac in (0.1, 0.25, 0.5):
+                s = cm.savings(full, cm.estimate(mid, gpu, inp, text_tokens=64, output_tokens=128, budget=cm.Budget(kv_fraction=frac)))
+                rows.append(f"| {label} | {frac:.0%} | {s['kv_bytes']:.0%} | {s['tpot']:.0%} |")
+        return ("Roofline estimate on an A100 (64 text tokens, 128 output tokens, BF16): decoding re-reads the weights "
+                "and the KV cache every step, so the TPOT saving grows with the share of the cache in the bytes moved. "
+                f"See the [cost model]({cost_model_link}) page.\n\n" + "\n".join(rows) + "\n")
+    return None

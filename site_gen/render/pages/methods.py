@@ -8,6 +8,7 @@ from ..cards import MethodCard
 from ..context import RenderContext
 from ..escape import code, esc, front_matter_title
 from ..registry import register_page_builder, register_paper_section
+from .costmodel import theoretical_savings
 
 STAGE_LABELS = {"vision": "vision encoder", "pre_llm": "between encoder and LLM", "in_llm": "inside the LLM",
                 "kv": "KV cache", "cache": "cache", "decode": "decoding"}
@@ -122,8 +123,11 @@ def card_page(ctx: RenderContext, card: MethodCard) -> str:
     lines.append(f"- **Attention backends:** {_list(d.get('attention_backends'))}")
     if d.get("batch") is not None:
         lines.append(f"- **Batch size:** {esc(d['batch'])}")
-    lines += ["", "## Parameters", "", _parameters(card), "## What the paper reports", "", _claims(card),
-              "## Measured here", ""]
+    lines += ["", "## Parameters", "", _parameters(card), "## What the paper reports", "", _claims(card)]
+    saving = theoretical_savings(d, ctx.link("cost-model.md"))
+    if saving:
+        lines += ["## Theoretical saving", "", saving]
+    lines += ["## Measured here", ""]
     rows = ctx.indexes.results_for(card.name)
     if rows:
         lines += [results_table(rows), "Runs:", "", provenance_list(ctx, card.name)]
