@@ -10,7 +10,7 @@ import math
 from methods import costmodel as cm
 
 from ..context import RenderContext
-from ..escape import esc, front_matter_title
+from ..escape import code, esc, front_matter_title
 from ..registry import register_page_builder
 
 # Representative inputs for the model table (batch 1, BF16).
@@ -104,7 +104,7 @@ def cost_model_page(ctx: RenderContext) -> str:
     lines += ["", "## Models", "", "| Model | Language model | Layers | Hidden | KV heads / heads | Visual tokenizer | Parameters |",
               "|---|---|---:|---:|---:|---|---:|"]
     for m in cm.models().values():
-        lines.append(f"| {esc(m.label)} | `{esc(m.hub_id)}` | {m.llm.layers} | {m.llm.hidden} | {m.llm.kv_heads} / {m.llm.heads} | "
+        lines.append(f"| {esc(m.label)} | {code(m.hub_id)} | {m.llm.layers} | {m.llm.hidden} | {m.llm.kv_heads} / {m.llm.heads} | "
                      f"{esc(m.vision.tokenizer)} | {m.params() / 1e9:.1f} B |")
     for gpu in cm.gpus().values():
         lines += ["", f"## {esc(gpu.label)}", ""]
