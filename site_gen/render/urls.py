@@ -20,12 +20,17 @@ def category(node_id: str) -> str:
     return f"categories/{node_id}/index.md"
 
 
+def facet_index_page() -> str:
+    return "facets/index.md"
+
+
 def facet_index(facet: str) -> str:
-    return f"facets/{facet}/index.md"
+    return f"facets/{facet}.md"
 
 
 def facet_term(facet: str, slug: str) -> str:
-    return f"facets/{facet}/{slug}.md"
+    """A term is a section of its facet's page."""
+    return f"facets/{facet}.md#{slug}"
 
 
 def method(name: str) -> str:
@@ -37,12 +42,17 @@ def taxonomy_view(view: str) -> str:
 
 
 def rel_md(from_page: str, target: str) -> str:
-    """Relative link from one Markdown source to another (or to any file in the docs folder)."""
-    return posixpath.relpath(target, posixpath.dirname(from_page) or ".")
+    """Relative link from one Markdown source to another (or to any file in the docs folder); a
+    `#fragment` on the target is kept."""
+    path, sep, frag = target.partition("#")
+    return posixpath.relpath(path, posixpath.dirname(from_page) or ".") + sep + frag
 
 
 def page_url(md_path: str, directory_urls: bool = USE_DIRECTORY_URLS) -> str:
     """The URL path (relative to the site root) MkDocs gives a file of the docs folder."""
+    md_path, sep, frag = md_path.partition("#")
+    if sep:
+        return page_url(md_path, directory_urls) + "#" + frag
     if not md_path.endswith(".md"):
         return md_path
     stem = md_path[:-3]
