@@ -130,8 +130,8 @@ def test_runnable_badge_links_the_method_card_and_results_fill_the_slots(tree):
 def test_builds_on_links_both_ways(tree):
     merge = html_of(tree.site, urls.paper("mergeall")).read_text(encoding="utf-8")
     fast = html_of(tree.site, urls.paper("fastprune")).read_text(encoding="utf-8")
-    assert "Builds on:" in merge and 'href="../fastprune/"' in merge
-    assert "Extended by:" in fast and 'href="../mergeall/"' in fast
+    assert "Builds on:" in merge and 'href="../../papers/fastprune/"' in merge
+    assert "Extended by:" in fast and 'href="../../papers/mergeall/"' in fast
 
 
 def _section_links(page: Path, slug: str) -> list[str]:

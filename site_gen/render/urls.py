@@ -7,6 +7,7 @@ Every link is relative, so the site works at a domain root, under a GitHub Pages
 """
 from __future__ import annotations
 
+import functools
 import posixpath
 
 USE_DIRECTORY_URLS = True
@@ -65,20 +66,20 @@ def page_url(md_path: str, directory_urls: bool = USE_DIRECTORY_URLS) -> str:
     return stem + "/"
 
 
-def rel_url(from_page: str, target: str, directory_urls: bool = USE_DIRECTORY_URLS) -> str:
-    """Final relative URL from the page built from `from_page` to the file or page `target`."""
-    src = page_url(from_page, directory_urls)
-    base = src if src.endswith("/") or src == "" else posixpath.dirname(src) + "/"
-    dst = page_url(target, directory_urls)
-    rel = posixpath.relpath(dst or ".", base.rstrip("/") or ".")
-    if rel == ".":
-        rel = "./"
-    elif (dst == "" or dst.endswith("/")) and not rel.endswith("/"):
-        rel += "/"
-    return rel
-
-
+@functools.lru_cache(maxsize=4096)
 def root_url(from_page: str, directory_urls: bool = USE_DIRECTORY_URLS) -> str:
-    """Relative URL from a page to the site root, ending in '/' (or './')."""
-    r = rel_url(from_page, "index.md", directory_urls)
-    return r if r.endswith("/") else r + "/"
+    """Relative URL from the page built from `from_page` to the site root: '../' per directory level
+    of the page's URL, or './' at the root."""
+    src = page_url(from_page, directory_urls).partition("#")[0]
+    depth = src.count("/")
+    return "../" * depth if depth else "./"
+
+
+def rel_url(from_page: str, target: str, directory_urls: bool = USE_DIRECTORY_URLS) -> str:
+    """Final relative URL from the page built from `from_page` to the file or page `target` (through the
+    site root, e.g. '../../papers/fastv/': always correct, and cheap enough for thousands of links)."""
+    dst = page_url(target, directory_urls)
+    root = root_url(from_page, directory_urls)
+    if root == "./":
+        return dst or "./"
+    return root + dst

@@ -64,14 +64,14 @@ def bare(work: Path, n: int) -> tuple[float, float]:
     return secs, dir_mb(work / "site")
 
 
-def ours(work: Path, n: int) -> tuple[float, float, float, float]:
+def ours(work: Path, n: int) -> tuple[float, float, float, float, dict]:
     papers = work / "catalog" / "papers"
     write_synthetic_catalog(papers, n, load_taxonomy(), seed=n)
     t = time.perf_counter()
     catalog = load_catalog(papers)
     t_load = time.perf_counter() - t
     t = time.perf_counter()
-    build_site(catalog, work / "docs", cards_dir=work / "cards", bench_dir=work / "bench")
+    report = build_site(catalog, work / "docs", cards_dir=work / "cards", bench_dir=work / "bench")
     t_gen = time.perf_counter() - t
     cfg_data = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
     cfg_data.update(docs_dir=str(work / "docs"), site_dir=str(work / "site"),
@@ -79,7 +79,7 @@ def ours(work: Path, n: int) -> tuple[float, float, float, float]:
     cfg = work / "mkdocs.yml"
     cfg.write_text(yaml.safe_dump(cfg_data, sort_keys=False), encoding="utf-8")
     t_mk = mkdocs(cfg)
-    return t_load, t_gen, t_mk, dir_mb(work / "site")
+    return t_load, t_gen, t_mk, dir_mb(work / "site"), report.seconds
 
 
 def main() -> int:
@@ -94,11 +94,13 @@ def main() -> int:
         print(f"bare mkdocs-material, {args.n} one-paragraph pages out of nav: {t_bare:7.1f} s  ({mb_bare:.0f} MB)")
         results = {}
         for n in (args.n, 2 * args.n):
-            t_load, t_gen, t_mk, mb = ours(base / f"ours{n}", n)
+            t_load, t_gen, t_mk, mb, per_builder = ours(base / f"ours{n}", n)
             total = t_load + t_gen + t_mk
             results[n] = total
             print(f"LVLM Atlas, {n} papers: load+validate {t_load:5.1f} s + generate {t_gen:5.1f} s + "
                   f"mkdocs {t_mk:6.1f} s = {total:7.1f} s  ({mb:.0f} MB)")
+            top = sorted(per_builder.items(), key=lambda kv: -kv[1])[:4]
+            print("    generation by page builder: " + ", ".join(f"{k} {v:.1f} s" for k, v in top))
         r1 = results[args.n] / t_bare
         r2 = results[2 * args.n] / results[args.n]
         print(f"ratio ours({args.n}) / bare({args.n}) = {r1:.2f}  (goal <= 1.5: {'met' if r1 <= 1.5 else 'NOT met'})")
