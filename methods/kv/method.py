@@ -1,0 +1,71 @@
+"""Base class of the KV-cache methods: a dataclass of parameters that is also a :class:`KVPolicy`.
+
+``budget`` is the KV entries kept per layer and head, out of the prompt's entries: an int is a
+count, a float in (0, 1] a fraction of the prompt length. Methods that allocate unevenly across
+layers (PyramidKV, VL-Cache) keep the *average* at the budget. ``kv_bits`` (2 or 4) stores the kept
+entries in the KIVI quantized cache (keys per channel, values per token, ``kv_group`` elements per
+group, ``kv_residual`` recent tokens in full precision); None keeps them in full precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import ClassVar, Iterator
+
+import torch
+
+from methods.kv.controller import KVController, KVPolicy, KVRequest, QuantSpec
+from methods.kv.evict import resolve_kv_budget
+
+
+@dataclass
+class KVMethod(KVPolicy):
+    budget: int | float | None = None
+    seed: int = 0
+    kv_bits: int | None = None
+    kv_group: int = 32
+    kv_residual: int = 32
+    score_backend: str = "auto"
+
+    name: ClassVar[str] = "kv_method"
+
+    def __post_init__(self):
+        if self.kv_bits is not None and self.kv_bits not in (2, 4):
+            raise ValueError(f"kv_bits must be 2, 4 or None (full precision), got {self.kv_bits}")
+        self._request: KVRequest | None = None
+
+    # -- budgets ------------------------------------------------------------------------------------
+    def begin_request(self, request: KVRequest) -> None:
+        self._request = request
+
+    def capacity(self, request: KVRequest | None = None) -> int:
+        """Entries kept per layer and head for this request (the average, for layer-allocating methods)."""
+        req = request or self._request
+        return resolve_kv_budget(self.budget, req.prompt_len)
+
+    # -- application --------------------------------------------------------------------------------
+    def quant_spec(self) -> QuantSpec | None:
+        if self.kv_bits is None:
+            return None
+        return QuantSpec(bits=self.kv_bits, group=self.kv_group, residual=self.kv_residual)
+
+    def controller(self, model, register=None) -> KVController:
+        return KVController(model, self, self.quant_spec(), score_backend=self.score_backend, register=register)
+
+    @contextlib.contextmanager
+    def apply(self, model) -> Iterator[KVController]:
+        """``with method.apply(model) as kv: model.generate(...)``; ``kv.cache`` is the compressed cache."""
+        ctl = self.controller(model).open()
+        try:
+            yield ctl
+        finally:
+            ctl.close()
+
+
+def window_force(held: int, window: int, device) -> torch.Tensor:
+    """``(held,)`` mask of the last ``window`` entries."""
+    mask = torch.zeros(held, dtype=torch.bool, device=device)
+    if window > 0:
+        mask[-window:] = True
+    return mask
