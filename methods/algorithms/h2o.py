@@ -23,7 +23,7 @@ class H2O(KVMethod):
 
     def _evict(self, ctx) -> None:
         layer = ctx.layer
-        capacity = self.capacity()
+        capacity = self.capacity(layer.seen)
         if layer.held <= capacity:
             return
         recent = min(capacity, int(round(capacity * self.recent_ratio)))

@@ -31,7 +31,7 @@ class StreamingLLM(KVMethod):
         return idx.expand(*layer.keys.shape[:2], -1)
 
     def on_prefill(self, ctx) -> None:
-        idx = self._keep_index(ctx.layer, self.capacity())
+        idx = self._keep_index(ctx.layer, self.capacity(ctx.layer.seen))
         if idx is not None:
             ctx.layer.keep(idx)
 

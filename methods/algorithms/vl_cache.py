@@ -54,7 +54,7 @@ class VLCache(KVMethod):
         if len(stats) != len(layers):
             return
         n = request.prompt_len
-        cap = self.capacity(request)
+        cap = self.capacity(request.prompt_len)
         if cap >= n:
             return
         budgets = proportional_budgets([stats[i][1] for i in range(len(layers))], cap * len(layers), cap=n)

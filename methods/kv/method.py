@@ -1,7 +1,8 @@
 """Base class of the KV-cache methods: a dataclass of parameters that is also a :class:`KVPolicy`.
 
-``budget`` is the KV entries kept per layer and head, out of the prompt's entries: an int is a
-count, a float in (0, 1] a fraction of the prompt length. Methods that allocate unevenly across
+``budget`` is the KV entries kept per layer and head: an int is a count, a float in (0, 1] a
+fraction of the context (the prompt for prefill-time methods; the tokens seen so far for methods
+that also evict while decoding). Methods that allocate unevenly across
 layers (PyramidKV, VL-Cache) keep the *average* at the budget. ``kv_bits`` (2 or 4) stores the kept
 entries in the KIVI quantized cache (keys per channel, values per token, ``kv_group`` elements per
 group, ``kv_residual`` recent tokens in full precision); None keeps them in full precision.
@@ -39,10 +40,12 @@ class KVMethod(KVPolicy):
     def begin_request(self, request: KVRequest) -> None:
         self._request = request
 
-    def capacity(self, request: KVRequest | None = None) -> int:
-        """Entries kept per layer and head for this request (the average, for layer-allocating methods)."""
-        req = request or self._request
-        return resolve_kv_budget(self.budget, req.prompt_len)
+    def capacity(self, tokens: int | None = None) -> int:
+        """Entries to keep out of ``tokens`` (default: the prompt length) per layer and head -- the
+        average, for layer-allocating methods. Decode-time methods pass the tokens seen so far, so
+        a fractional budget stays a fraction of the growing context (and 1.0 never evicts)."""
+        n = self._request.prompt_len if tokens is None else tokens
+        return resolve_kv_budget(self.budget, n)
 
     # -- application --------------------------------------------------------------------------------
     def quant_spec(self) -> QuantSpec | None:
