@@ -106,6 +106,28 @@ def _model_at(loc: tuple):
     return model
 
 
+def _narrow(parsed: ParsedYaml, loc: tuple, msg: str) -> tuple:
+    """Point a list-level error ("unknown X 'v'") at the list item that holds 'v'."""
+    m = re.match(r"unknown [\w ]+ '([^']*)'", msg)
+    value = _get(parsed.data, loc)
+    if m and isinstance(value, list):
+        for i, item in enumerate(value):
+            if item == m.group(1):
+                return loc + (i,)
+            if isinstance(item, dict) and m.group(1) in (item.get("node"),):
+                return loc + (i, "node")
+    return loc
+
+
+def _get(data: Any, loc: tuple) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
 def _schema_problem(err: dict, parsed: ParsedYaml, display: str) -> Problem:
     loc = tuple(err["loc"])
     kind = err["type"]
@@ -122,10 +144,10 @@ def _schema_problem(err: dict, parsed: ParsedYaml, display: str) -> Problem:
         line, col = _locate(parsed, loc[:-1]) if len(loc) > 1 else (2, 1)
         return Problem(display, line, col, f"missing required key '{where}'",
                        f"add '{loc[-1]}:' (see catalog/papers/fastv.yaml for a complete entry)")
-    line, col = _locate(parsed, loc)
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+    line, col = _locate(parsed, _narrow(parsed, loc, msg))
     hint = ""
     if kind in ("url_parsing", "url_scheme", "url_type"):
         hint = "write an absolute http:// or https:// URL"
@@ -193,7 +215,7 @@ def near_duplicate_titles(papers: list[tuple[str, str]], ratio: float = NEAR_DUP
     """Pairs (id_a, id_b, similarity) of titles that are equal or nearly equal after normalisation.
 
     Candidate pairs share one of their three longest significant words; only those are compared,
-    which keeps this near-linear for large catalogs.
+    which keeps this near-linear for large catalogs. Titles whose numbers differ are never paired.
     """
     norms = {pid: normalise_title(t) for pid, t in papers}
     blocks: dict[str, list[str]] = defaultdict(list)
@@ -215,6 +237,8 @@ def near_duplicate_titles(papers: list[tuple[str, str]], ratio: float = NEAR_DUP
                 if na == nb:
                     out.append((pair[0], pair[1], 1.0))
                     continue
+                if re.findall(r"\d+", na) != re.findall(r"\d+", nb):
+                    continue  # "... Layer 2" vs "... Layer 3", "Qwen2-VL" vs "Qwen2.5-VL": different works
                 sm = difflib.SequenceMatcher(None, na, nb, autojunk=False)
                 if sm.real_quick_ratio() >= ratio and sm.quick_ratio() >= ratio:
                     r = sm.ratio()
