@@ -92,6 +92,15 @@ def measure(model, inputs, new_tokens: int, method=None) -> dict:
                 kv_prefill=kv_prefill, kv_end=cache_nbytes(cache), held_end=held)
 
 
+def best_of(repeats: int, model, inputs, new_tokens: int, method=None) -> dict:
+    """Run ``repeats`` times (a shared CPU is noisy) and keep the fastest TTFT and TPOT."""
+    runs = [measure(model, inputs, new_tokens, method) for _ in range(max(1, repeats))]
+    best = dict(runs[0])
+    best["ttft_s"] = min(r["ttft_s"] for r in runs)
+    best["tpot_s"] = min(r["tpot_s"] for r in runs)
+    return best
+
+
 class _null:
     def __enter__(self):
         return None
@@ -112,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budgets", type=float, nargs="+", default=[0.1, 0.25, 0.5])
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--new-tokens", type=int, default=12)
+    ap.add_argument("--repeats", type=int, default=3, help="runs per setting; the fastest TPOT/TTFT is kept")
     ap.add_argument("--tolerance", type=float, default=0.02, help="allowed relative deviation of bytes from budget")
     ap.add_argument("--out", help="write the results JSON here (atomically)")
     args = ap.parse_args(argv)
@@ -120,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     model, inputs = llava_shaped()
     n_prompt = inputs["input_ids"].shape[1]
     measure(model, inputs, 2)  # warm-up (first-call allocations, kernel selection)
-    base = measure(model, inputs, args.new_tokens)
+    base = best_of(args.repeats, model, inputs, args.new_tokens)
     full = base["kv_prefill"]
     print(f"prompt {n_prompt} tokens (576 visual); full cache after prefill {full} bytes; "
           f"baseline TPOT {base['tpot_s'] * 1e3:.1f} ms")
@@ -130,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.methods:
         for budget in ([None] if name == "kivi" else args.budgets):
             method = _method(name, budget)
-            r = measure(model, inputs, args.new_tokens, method)
+            r = best_of(args.repeats, model, inputs, args.new_tokens, method)
             ratio = r["kv_prefill"] / full
             if name == "kivi":
                 # 2-bit codes + fp32 (scale, min) per 32 elements; the last `residual` tokens stay fp32
@@ -152,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 budget=budget, kv_cache_bytes=r["kv_prefill"], kv_cache_bytes_end=r["kv_end"],
                 kv_cache_bytes_full=full, kv_fraction=ratio, budget_deviation=dev, ttft_ms=r["ttft_s"] * 1e3,
                 tpot_ms=r["tpot_s"] * 1e3, tpot_ms_full=base["tpot_s"] * 1e3, greedy_match=match,
-                first_token_kl=max(0.0, kl), peak_memory_bytes=None, repeats=1, prompt_tokens=n_prompt,
+                first_token_kl=max(0.0, kl), peak_memory_bytes=None, repeats=args.repeats, prompt_tokens=n_prompt,
             ))
     if args.out:
         doc = {"schema": 1, "provenance": dict(
