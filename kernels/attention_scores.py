@@ -118,8 +118,8 @@ if triton is not None:
         stride_qb, stride_qh, stride_ql, stride_qd,
         stride_kb, stride_kh, stride_kn, stride_kd,
         stride_lb, stride_lh,
-        Hq, L, N, D, group, scale,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+        Hq, L, N, D, group, scale, P0,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, CONSECUTIVE: tl.constexpr,
     ):
         pid_m = tl.program_id(0)
         pid_bh = tl.program_id(1)
@@ -133,18 +133,22 @@ if triton is not None:
         q = tl.load(
             Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_ql + offs_d[None, :] * stride_qd,
             mask=m_mask[:, None] & d_mask[None, :], other=0.0,
-        ).to(tl.float32)
+        )
         pos = tl.load(POS + offs_m, mask=m_mask, other=0)
         m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
         l_i = tl.zeros([BLOCK_M], tl.float32)
-        for start_n in range(0, N, BLOCK_N):
+        # causal: no key after the tile's last query position matters
+        hi = N
+        if CONSECUTIVE:
+            hi = tl.minimum(N, P0 + (pid_m + 1) * BLOCK_M)
+        for start_n in range(0, hi, BLOCK_N):
             offs_n = start_n + tl.arange(0, BLOCK_N)
             n_mask = offs_n < N
             kt = tl.load(
                 K + b * stride_kb + hk * stride_kh + offs_n[None, :] * stride_kn + offs_d[:, None] * stride_kd,
                 mask=n_mask[None, :] & d_mask[:, None], other=0.0,
-            ).to(tl.float32)
-            s = tl.dot(q, kt) * scale
+            )
+            s = tl.dot(q, kt).to(tl.float32) * scale
             visible = (offs_n[None, :] <= pos[:, None]) & n_mask[None, :]
             s = tl.where(visible, s, float("-inf"))
             m_new = tl.maximum(m_i, tl.max(s, 1))
@@ -162,8 +166,8 @@ if triton is not None:
         stride_kb, stride_kh, stride_kn, stride_kd,
         stride_lb, stride_lh,
         stride_ob, stride_oh,
-        Hq, L, N, D, group, scale,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+        Hq, L, N, D, group, scale, P0,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, CONSECUTIVE: tl.constexpr,
     ):
         pid_n = tl.program_id(0)
         pid_bh = tl.program_id(1)
@@ -177,18 +181,22 @@ if triton is not None:
         kt = tl.load(
             K + b * stride_kb + hk * stride_kh + offs_n[None, :] * stride_kn + offs_d[:, None] * stride_kd,
             mask=n_mask[None, :] & d_mask[:, None], other=0.0,
-        ).to(tl.float32)
+        )
         acc = tl.zeros([BLOCK_N], tl.float32)
-        for start_m in range(0, L, BLOCK_M):
+        # causal: queries positioned before this key tile see none of it
+        lo = 0
+        if CONSECUTIVE:
+            lo = (tl.maximum(0, pid_n * BLOCK_N - P0) // BLOCK_M) * BLOCK_M
+        for start_m in range(lo, L, BLOCK_M):
             offs_m = start_m + tl.arange(0, BLOCK_M)
             m_mask = offs_m < L
             q = tl.load(
                 Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_ql + offs_d[None, :] * stride_qd,
                 mask=m_mask[:, None] & d_mask[None, :], other=0.0,
-            ).to(tl.float32)
+            )
             pos = tl.load(POS + offs_m, mask=m_mask, other=-1)
             lse = tl.load(LSE + b * stride_lb + h * stride_lh + offs_m, mask=m_mask, other=0.0)
-            s = tl.dot(q, kt) * scale
+            s = tl.dot(q, kt).to(tl.float32) * scale
             visible = (offs_n[None, :] <= pos[:, None]) & m_mask[:, None] & n_mask[None, :]
             p = tl.where(visible, tl.exp(s - lse[:, None]), 0.0)
             acc += tl.sum(p, 0)
@@ -204,18 +212,20 @@ def _triton_accumulated_attention(q, k, q_positions, scale):
     BLOCK_D = max(16, triton.next_power_of_2(D))
     BLOCK_M, BLOCK_N = 16, 64
     pos = q_positions.contiguous()
+    p0 = int(pos[0]) if L else 0
+    consecutive = bool(L) and bool(torch.equal(pos, torch.arange(p0, p0 + L, device=pos.device, dtype=pos.dtype)))
     lse = torch.empty(B, Hq, L, dtype=torch.float32, device=q.device)
     out = torch.empty(B, Hq, N, dtype=torch.float32, device=q.device)
     _lse_kernel[(triton.cdiv(L, BLOCK_M), B * Hq)](
         q, k, pos, lse,
         *q.stride(), *k.stride(), lse.stride(0), lse.stride(1),
-        Hq, L, N, D, group, scale,
-        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D,
+        Hq, L, N, D, group, scale, p0,
+        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, CONSECUTIVE=consecutive,
     )
     _colsum_kernel[(triton.cdiv(N, BLOCK_N), B * Hq)](
         q, k, pos, lse, out,
         *q.stride(), *k.stride(), lse.stride(0), lse.stride(1), out.stride(0), out.stride(1),
-        Hq, L, N, D, group, scale,
-        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D,
+        Hq, L, N, D, group, scale, p0,
+        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, CONSECUTIVE=consecutive,
     )
     return out
