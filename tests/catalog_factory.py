@@ -37,11 +37,25 @@ _WORDS = ("adaptive sparse visual token pruning merging cache eviction budget st
           "temporal spatial hierarchical progressive dynamic lightweight holistic query guided aware free").split()
 
 
+_SYLLABLES = "ka lo mi ve ra to su ne zi pa qu do fe lu ri mo sa ti ga be".split()
+
+
+def synthetic_name(i: int) -> str:
+    """A made-up method name, unique per i (like real papers' FastV, SparseVLM, ...)."""
+    parts, n = [], i
+    while True:
+        parts.append(_SYLLABLES[n % len(_SYLLABLES)])
+        n //= len(_SYLLABLES)
+        if not n:
+            break
+    return "".join(parts).title() + "VLM"
+
+
 def synthetic_title(i: int) -> str:
     """A plausible, distinct title for synthetic paper i (deterministic)."""
     rng = random.Random(i)
-    words = rng.sample(_WORDS, 7)
-    return f"{words[0].title()}{words[1].title()}: {' '.join(words[2:])} for vision-language models"
+    words = rng.sample(_WORDS, 6)
+    return f"{synthetic_name(i)}: {words[0]} {' '.join(words[1:])} for vision-language models"
 
 
 def paper_dict(i: int = 0, **overrides) -> dict:
