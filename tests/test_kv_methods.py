@@ -17,67 +17,35 @@ from methods.algorithms.vl_cache import VLCache  # noqa: E402
 from methods.kv.evict import group_scores, resolve_kv_budget  # noqa: E402
 from methods.kv.layers import EvictableLayer, QuantizedEvictableLayer, cache_nbytes  # noqa: E402
 
-V = 320
 NEW = 6
+PRESETS = {"llava": "tiny-llava", "qwen2_vl": "tiny-qwen2-vl"}
 
 
-def tiny_llava(attn="sdpa"):
-    from transformers import LlavaConfig, LlavaForConditionalGeneration
+def _model_and_inputs(name: str, attn: str = "sdpa"):
+    from tests.methods_util import bundle, inputs
 
-    text = dict(model_type="llama", hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
-                intermediate_size=128, vocab_size=V, max_position_embeddings=4096)
-    vision = dict(model_type="clip_vision_model", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=64, image_size=112, patch_size=14, projection_dim=32)
-    cfg = LlavaConfig(text_config=text, vision_config=vision, image_token_id=V - 1, vision_feature_layer=-2,
-                      vision_feature_select_strategy="default")
-    cfg._attn_implementation = attn
-    torch.manual_seed(0)
-    model = LlavaForConditionalGeneration(cfg).eval()
-    ids = [1] + list(range(10, 22)) + [V - 1] * 64 + list(range(30, 50))
-    inputs = dict(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                  pixel_values=torch.randn(1, 3, 112, 112, generator=torch.Generator().manual_seed(1)))
-    return model, inputs
+    b = bundle(PRESETS[name], attn=attn)
+    return b.model, inputs(b)
 
 
-def tiny_qwen2_vl(attn="sdpa"):
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
-
-    text = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-                vocab_size=V, max_position_embeddings=4096,
-                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
-    vision = dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2, patch_size=14,
-                  spatial_merge_size=2, temporal_patch_size=2, in_channels=3)
-    cfg = Qwen2VLConfig(text_config=text, vision_config=vision, image_token_id=V - 1, video_token_id=V - 2,
-                        vision_start_token_id=V - 3, vision_end_token_id=V - 4)
-    cfg._attn_implementation = attn
-    torch.manual_seed(0)
-    model = Qwen2VLForConditionalGeneration(cfg).eval()
-    grid = (1, 8, 8)  # 64 patches -> 16 tokens after the 2x2 merge
-    ids = [1] + list(range(10, 22)) + [V - 3] + [V - 1] * 16 + [V - 4] + list(range(30, 60))
-    input_ids = torch.tensor([ids])
-    pixel = torch.randn(64, 3 * 2 * 14 * 14, generator=torch.Generator().manual_seed(1))
-    inputs = dict(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), pixel_values=pixel,
-                  image_grid_thw=torch.tensor([grid]), mm_token_type_ids=(input_ids == V - 1).to(torch.int32))
-    return model, inputs
-
-
-MODELS = {"llava": tiny_llava, "qwen2_vl": tiny_qwen2_vl}
-
-
-@pytest.fixture(scope="module", params=sorted(MODELS))
+@pytest.fixture(scope="module", params=sorted(PRESETS))
 def tiny(request):
-    model, inputs = MODELS[request.param]()
+    model, inputs = _model_and_inputs(request.param)
     with torch.no_grad():
         base = model.generate(**inputs, max_new_tokens=NEW, do_sample=False, output_scores=True,
                               return_dict_in_generate=True)
     return request.param, model, inputs, base
 
 
+def image_id(model) -> int:
+    return int(model.config.image_token_id)
+
+
 def run(method, model, inputs, new=NEW):
-    with method.apply(model) as kv, torch.no_grad():
+    with method.apply(model), torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=new, do_sample=False, output_scores=True,
                              return_dict_in_generate=True)
-    return out, kv.cache
+    return out, method.kv.cache
 
 
 ALL = [
@@ -177,7 +145,7 @@ def test_decoding_continues_like_a_masked_full_cache(tiny):
 
 
 def _eager_attentions(name, inputs):
-    model, _ = MODELS[name](attn="eager")
+    model, _ = _model_and_inputs(name, attn="eager")
     with torch.no_grad():
         out = model(**inputs, output_attentions=True)
     return out.attentions  # per layer (B, Hq, N, N)
@@ -190,9 +158,9 @@ def test_h2o_and_snapkv_keep_exactly_the_naive_top_entries(tiny):
     n = inputs["input_ids"].shape[1]
     cap = 24
     for method in (H2O(budget=cap), SnapKV(budget=cap, window=8, kernel=1)):
-        with method.apply(model) as kv, torch.no_grad():
+        with method.apply(model), torch.no_grad():
             model(**inputs, use_cache=True)
-        for layer_idx, layer in enumerate(kv.cache.layers):
+        for layer_idx, layer in enumerate(method.kv.cache.layers):
             probs = attentions[layer_idx][0]
             if isinstance(method, H2O):
                 scores = group_scores(probs.sum(1)[None], 2, "sum")[0]
@@ -213,15 +181,16 @@ def test_h2o_and_snapkv_keep_exactly_the_naive_top_entries(tiny):
 def test_look_m_evicts_image_entries_first_and_merges(tiny):
     name, model, inputs, _ = tiny
     ids = inputs["input_ids"][0]
-    n_text = int((ids != V - 1).sum())
+    n_text = int((ids != image_id(model)).sum())
     cap = n_text + 4  # room for every text entry and four image entries
-    with LookM(budget=cap, window=4).apply(model) as kv, torch.no_grad():
+    method = LookM(budget=cap, window=4)
+    with method.apply(model), torch.no_grad():
         model(**inputs, use_cache=True)
     with torch.no_grad():
         full = model(**inputs, use_cache=True).past_key_values
-    for layer, ref in zip(kv.cache.layers, full.layers):
+    for layer, ref in zip(method.kv.cache.layers, full.layers):
         pos = layer.positions[0]
-        is_img = ids[pos] == V - 1
+        is_img = ids[pos] == image_id(model)
         assert torch.all(is_img.sum(-1) == 4)  # all text kept, image tokens fill the rest
         # merging changed some kept keys (evicted entries were folded in), never the positions
         kept_ref = ref.keys[0].gather(1, pos.unsqueeze(-1).expand(-1, -1, ref.keys.shape[-1]))
@@ -231,8 +200,9 @@ def test_look_m_evicts_image_entries_first_and_merges(tiny):
 def test_vl_cache_layer_budgets_follow_density(tiny):
     name, model, inputs, _ = tiny
     method = VLCache(budget=0.3, threshold=0.5)
-    with method.apply(model) as kv, torch.no_grad():
+    with method.apply(model), torch.no_grad():
         model(**inputs, use_cache=True)
+    kv = method.kv
     stats = method._request.stats
     dens = [stats["vl_cache"][i][1] for i in range(4)]
     budgets = stats["vl_cache_budgets"]
@@ -252,9 +222,15 @@ def test_kivi_quantized_cache(tiny, bits):
     assert isinstance(layer, QuantizedEvictableLayer)
     assert layer.held == n + NEW - 1 and cache.get_seq_length() == n + NEW - 1
     assert 16 <= layer.keys.shape[2] < 32 and layer.quantized_len % 16 == 0
-    full = sum(2 * l.held * l.keys.shape[1] * l.keys.shape[3] * 4 for l in cache.layers)  # float32 K+V
-    ratio = cache_nbytes(cache) / full
-    assert ratio < (0.45 if bits == 2 else 0.55)
+    # bytes held = full-precision window + packed codes + fp32 (scale, min) per group of 16
+    H, D, G = layer.keys.shape[1], layer.keys.shape[3], 16
+    want = 0
+    for l in cache.layers:
+        R, Q = l.keys.shape[2], l.quantized_len
+        want += H * (R * 2 * D * 4 + Q * 2 * D * bits // 8 + (Q // G) * D * 2 * 4 + Q * (D // G) * 2 * 4)
+    assert cache_nbytes(cache) == want
+    full = sum(2 * l.held * H * D * 4 for l in cache.layers)  # float32 K+V
+    assert cache_nbytes(cache) < full * (0.6 if bits == 2 else 0.7)
     # the first token comes from the full-precision prefill; later logits stay close to the baseline
     assert torch.equal(out.sequences[0, n], base.sequences[0, n])
     if bits == 4:

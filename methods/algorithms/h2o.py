@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import torch
 
 from methods.kv.evict import group_scores, topk_keep
+from methods.registry import register
 from methods.kv.method import KVMethod, window_force
 
 
+@register("h2o")
 @dataclass
 class H2O(KVMethod):
     """Each KV head keeps the ``recent_ratio`` share of its budget as the most recent entries and the

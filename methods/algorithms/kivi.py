@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from methods.registry import register
 from methods.kv.method import KVMethod
 
 
+@register("kivi")
 @dataclass
 class KIVI(KVMethod):
     """No eviction: every entry is kept, and entries older than the full-precision residual window

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from methods.kv.evict import group_scores, merge_into_kept, topk_keep
+from methods.registry import register
 from methods.kv.method import KVMethod, window_force
 
 MERGES = ("average", "weighted", "none")
 
 
+@register("look_m")
 @dataclass
 class LookM(KVMethod):
     """Once, after prefill: entries are ranked by the attention they accumulated over all prompt

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 from methods.algorithms.snapkv import snap_select
 from methods.kv.evict import proportional_budgets, pyramid_budgets
+from methods.registry import register
 from methods.kv.method import KVMethod
 
 
+@register("pyramidkv")
 @dataclass
 class PyramidKV(KVMethod):
     """Layer budgets form an arithmetic sequence: the top layer keeps ``capacity / beta``, the

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from methods.kv.evict import group_scores, pool_scores, topk_keep
+from methods.registry import register
 from methods.kv.method import KVMethod, window_force
 
 
@@ -25,6 +26,7 @@ def snap_select(ctx, capacity: int, window: int, kernel: int, pooling: str) -> t
     return topk_keep(pooled, capacity, window_force(held, window, layer.keys.device))
 
 
+@register("snapkv")
 @dataclass
 class SnapKV(KVMethod):
     """The last ``window`` prompt queries vote (summed attention) for prefix entries; votes are

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 import torch
 
+from methods.registry import register
 from methods.kv.method import KVMethod
 
 
+@register("streamingllm")
 @dataclass
 class StreamingLLM(KVMethod):
     """Keep the first ``sinks`` entries and the most recent ``capacity - sinks``, during prefill and decoding.

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import torch
 
 from methods.kv.evict import group_scores, proportional_budgets, topk_keep
+from methods.registry import register
 from methods.kv.method import KVMethod
 
 
+@register("vl_cache")
 @dataclass
 class VLCache(KVMethod):
     """After prefill, per layer: the queries of the text that follows the last image token

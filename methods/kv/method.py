@@ -10,31 +10,36 @@ group, ``kv_residual`` recent tokens in full precision); None keeps them in full
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 import torch
 
+from methods.base import Method
 from methods.kv.controller import KVController, KVPolicy, KVRequest, QuantSpec
 from methods.kv.evict import resolve_kv_budget
+from methods.stages import Stage
 
 
 @dataclass
-class KVMethod(KVPolicy):
-    budget: int | float | None = None
-    seed: int = 0
+class KVMethod(Method, KVPolicy):
+    """Applied like every method: ``with m.apply(model) as session: model.generate(...)``; the
+    compressed cache of the latest request is ``m.kv.cache`` (``m.kv`` is the :class:`KVController`)."""
+
     kv_bits: int | None = None
     kv_group: int = 32
     kv_residual: int = 32
     score_backend: str = "auto"
 
-    name: ClassVar[str] = "kv_method"
+    stage: ClassVar[Stage] = Stage.KV
 
     def __post_init__(self):
         if self.kv_bits is not None and self.kv_bits not in (2, 4):
             raise ValueError(f"kv_bits must be 2, 4 or None (full precision), got {self.kv_bits}")
+        if self.score_backend not in ("auto", "triton", "torch"):
+            raise ValueError(f"score_backend must be auto, triton or torch, got {self.score_backend!r}")
         self._request: KVRequest | None = None
+        self.kv: KVController | None = None
 
     # -- budgets ------------------------------------------------------------------------------------
     def begin_request(self, request: KVRequest) -> None:
@@ -56,14 +61,16 @@ class KVMethod(KVPolicy):
     def controller(self, model, register=None) -> KVController:
         return KVController(model, self, self.quant_spec(), score_backend=self.score_backend, register=register)
 
-    @contextlib.contextmanager
-    def apply(self, model) -> Iterator[KVController]:
-        """``with method.apply(model) as kv: model.generate(...)``; ``kv.cache`` is the compressed cache."""
-        ctl = self.controller(model).open()
-        try:
-            yield ctl
-        finally:
-            ctl.close()
+    def install(self, session) -> None:
+        """Register the cache hooks through the session (removed with the session's own hooks)."""
+
+        def register(module, fn, pre: bool):
+            if pre:
+                return session.add_forward_pre_hook(module, fn, with_kwargs=True)
+            return session.add_forward_hook(module, fn, with_kwargs=True)
+
+        self.kv = self.controller(session.model, register=register)
+        self.kv.open()
 
 
 def window_force(held: int, window: int, device) -> torch.Tensor:
