@@ -28,20 +28,10 @@ from methods.kv.layers import cache_nbytes
 METHODS = ("streamingllm", "h2o", "snapkv", "pyramidkv", "look_m", "vl_cache", "kivi")
 
 
-def _method(name: str, budget: float):
-    from methods.algorithms.h2o import H2O
-    from methods.algorithms.kivi import KIVI
-    from methods.algorithms.look_m import LookM
-    from methods.algorithms.pyramidkv import PyramidKV
-    from methods.algorithms.snapkv import SnapKV
-    from methods.algorithms.streamingllm import StreamingLLM
-    from methods.algorithms.vl_cache import VLCache
+def _method(name: str, budget: float | None):
+    from methods import registry
 
-    table = {"streamingllm": StreamingLLM, "h2o": H2O, "snapkv": SnapKV, "pyramidkv": PyramidKV,
-             "look_m": LookM, "vl_cache": VLCache}
-    if name == "kivi":
-        return KIVI(kv_bits=2)
-    return table[name](budget=budget)
+    return registry.create(name) if name == "kivi" else registry.create(name, budget=budget)
 
 
 def llava_shaped(layers: int = 8, hidden: int = 256, heads: int = 8, seed: int = 0):

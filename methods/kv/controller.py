@@ -17,6 +17,8 @@ running on its own SDPA / flash attention.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -142,7 +144,8 @@ class KVController:
 
     def __init__(self, model: nn.Module, policy: KVPolicy, quant: QuantSpec | None = None,
                  score_backend: str = "auto",
-                 register: Callable[..., object] | None = None):
+                 register: Callable[..., object] | None = None,
+                 on_overhead: Callable[[float], None] | None = None):
         self.model = model
         self.policy = policy
         self.quant = quant
@@ -153,6 +156,8 @@ class KVController:
         self.cache: Cache | None = None
         self._handles: list = []
         self._register = register
+        self._on_overhead = on_overhead
+        self.overhead_s = 0.0  # time spent in policy hooks (scoring, selection, merging, quantizing)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def open(self) -> "KVController":
@@ -187,6 +192,22 @@ class KVController:
             handle = module.register_forward_hook(fn, with_kwargs=True)
         if handle is not None:
             self._handles.append(handle)
+
+    @contextlib.contextmanager
+    def _timed(self, ref: torch.Tensor | None):
+        sync = isinstance(ref, torch.Tensor) and ref.is_cuda
+        if sync:
+            torch.cuda.synchronize(ref.device)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if sync:
+                torch.cuda.synchronize(ref.device)
+            dt = time.perf_counter() - t0
+            self.overhead_s += dt
+            if self._on_overhead is not None:
+                self._on_overhead(dt)
 
     # -- cache ----------------------------------------------------------------------------------
     def new_layer(self) -> EvictableLayer:
@@ -250,7 +271,7 @@ class KVController:
             return None  # a multi-token continuation: held as is (policies act on prefill and single steps)
         ctx = KVLayerContext(module.layer_idx, layer, module, hidden, kwargs["position_embeddings"],
                              self.request, phase, self.score_backend)
-        with torch.no_grad():
+        with self._timed(hidden), torch.no_grad():
             if phase == "prefill":
                 self.policy.on_prefill(ctx)
             else:
@@ -267,7 +288,7 @@ class KVController:
         hidden = kwargs.get("inputs_embeds")
         q = int(hidden.shape[1]) if isinstance(hidden, torch.Tensor) else None
         if q is not None and q > 1 and layers[0].seen == q:
-            with torch.no_grad():
+            with self._timed(hidden), torch.no_grad():
                 self.policy.end_prefill(layers, self.request)
                 for layer in layers:
                     if isinstance(layer, QuantizedEvictableLayer):

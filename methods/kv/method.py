@@ -69,7 +69,12 @@ class KVMethod(Method, KVPolicy):
                 return session.add_forward_pre_hook(module, fn, with_kwargs=True)
             return session.add_forward_hook(module, fn, with_kwargs=True)
 
-        self.kv = self.controller(session.model, register=register)
+        def overhead(seconds: float) -> None:
+            if session.last is not None:
+                session.last.method_overhead_s += seconds
+
+        self.kv = KVController(session.model, self, self.quant_spec(), score_backend=self.score_backend,
+                               register=register, on_overhead=overhead)
         self.kv.open()
 
 
