@@ -20,7 +20,7 @@ from ..taxonomy import Taxonomy
 from .text import TfIdf, Vector, add_into, cosine, matched_terms, normalised
 
 K_NEIGHBOURS = 7
-W_PROTOTYPE, W_NEIGHBOURS, W_TERMS = 0.45, 0.4, 0.15
+W_PROTOTYPE, W_NEIGHBOURS, W_TERMS = 0.3, 0.4, 0.6
 ANCESTOR_SHARE = 0.5  # a paper on a child node also counts, at this weight, for the parent's prototype
 
 # Defaults per node prefix when the node's own catalog papers say nothing (longest prefix wins).
@@ -159,10 +159,13 @@ def _defaults(node: str) -> dict:
 
 
 class Classifier:
-    def __init__(self, taxonomy: Taxonomy, examples: Sequence[Example], node_terms: dict[str, tuple[str, ...]]):
+    def __init__(self, taxonomy: Taxonomy, examples: Sequence[Example], node_terms: dict[str, tuple[str, ...]],
+                 node_cues: dict[str, tuple[str, ...]] | None = None, weights: tuple[float, float, float] = (W_PROTOTYPE, W_NEIGHBOURS, W_TERMS), k: int = K_NEIGHBOURS):
+        self.weights, self.k = weights, k
         self.taxonomy = taxonomy
         self.examples = list(examples)
         self.node_terms = node_terms
+        self.node_cues = node_cues or {}
         self.nodes = [n for n in taxonomy.nodes if n.view == "stage" and n.id != "resources"]
         node_texts = {n.id: f"{n.label}. {n.description} {' '.join(node_terms.get(n.id, ()))}" for n in self.nodes}
         self.tfidf = TfIdf([e.text for e in self.examples] + list(node_texts.values()))
@@ -180,9 +183,10 @@ class Classifier:
             self.prototypes[n.id] = normalised(acc)
 
     @classmethod
-    def from_papers(cls, taxonomy: Taxonomy, papers: Sequence[Paper], node_terms) -> "Classifier":
+    def from_papers(cls, taxonomy: Taxonomy, papers: Sequence[Paper], config) -> "Classifier":
+        """Train on the curated (non-candidate) papers with the terms and cues of an IngestConfig."""
         curated = [p for p in papers if not p.candidate]
-        return cls(taxonomy, [Example.from_paper(p) for p in curated], node_terms)
+        return cls(taxonomy, [Example.from_paper(p) for p in curated], config.node_terms, config.node_cues)
 
     def neighbours(self, vec: Vector, k: int = K_NEIGHBOURS, exclude: str | None = None) -> list[tuple[int, float]]:
         sims = [(i, cosine(vec, v)) for i, v in enumerate(self.vectors) if self.examples[i].id != exclude]
@@ -196,7 +200,7 @@ class Classifier:
     def classify(self, title: str, abstract: str = "", exclude: str | None = None) -> Classification:
         text = f"{title}. {abstract}"
         vec = self.tfidf.vector(text)
-        nbrs = self.neighbours(vec, exclude=exclude)
+        nbrs = self.neighbours(vec, k=self.k, exclude=exclude)
         total_sim = sum(s for _, s in nbrs) or 1.0
         votes: dict[str, float] = defaultdict(float)
         for i, s in nbrs:
@@ -205,12 +209,20 @@ class Classifier:
                 votes[node] += share
                 for anc in self.taxonomy.ancestors(node):
                     votes[anc.id] += 0.3 * share
-        matched = {n.id: matched_terms(text, self.node_terms.get(n.id, ())) for n in self.nodes}
+        term_hits = {node: matched_terms(text, terms) for node, terms in self.node_terms.items()}
+        cue_hits = {node: matched_terms(text, cues) for node, cues in self.node_cues.items()}
+        matched: dict[str, list[str]] = {}
         scores = []
         for n in self.nodes:
             proto = cosine(vec, self.prototypes[n.id])
-            terms = min(1.0, 0.5 * len(matched[n.id]))
-            scores.append((n.id, W_PROTOTYPE * proto + W_NEIGHBOURS * votes.get(n.id, 0.0) + W_TERMS * terms))
+            line = [*self.taxonomy.ancestors(n.id), n]   # terms and cues of a node hold for its subtree
+            own = list(dict.fromkeys(t for a in line for t in term_hits.get(a.id, ())))
+            cues = [c for c in dict.fromkeys(c for a in line for c in cue_hits.get(a.id, ())) if c not in own]
+            terms = min(1.0, 0.5 * len(own) + 0.25 * len(cues))
+            if own or cues:
+                matched[n.id] = own + cues
+            wp, wn, wt = self.weights
+            scores.append((n.id, wp * proto + wn * votes.get(n.id, 0.0) + wt * terms))
         scores.sort(key=lambda x: -x[1])
         primary = scores[0][0]
         if self.taxonomy.node_by_id[primary].view != "stage":  # pragma: no cover - nodes are stage-view
@@ -224,7 +236,7 @@ class Classifier:
         return Classification(
             primary=primary, confidence=round(confidence, 3), node_scores=[(n, round(s, 4)) for n, s in scores],
             secondary=secondary[:1], stage=stage_of(primary),
-            matched_terms={k: v for k, v in matched.items() if v},
+            matched_terms=matched,
             neighbours=[(self.examples[i].id, round(s, 3)) for i, s in nbrs], **facets,
         )
 

@@ -50,7 +50,8 @@ class IngestConfig:
     context_terms: tuple[str, ...]
     relevance: RelevanceSettings
     queries: tuple[QuerySpec, ...]
-    node_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    node_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)   # query terms, per node
+    node_cues: dict[str, tuple[str, ...]] = field(default_factory=dict)    # classifier cues, per subtree
 
     def search_query(self, spec: QuerySpec, since: dt.date, until: dt.date) -> str:
         """The arXiv API `search_query` for one spec, restricted to submissions in [since, until]."""
@@ -96,6 +97,7 @@ def load_config(path: Path = INGEST_CONFIG, taxonomy: Taxonomy | None = None) ->
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: relevance: {exc}") from exc
     queries = []
+    extra_cues: dict[str, tuple[str, ...]] = {}
     for i, q in enumerate(raw.get("queries") or []):
         if not isinstance(q, dict) or "node" not in q or "terms" not in q:
             raise ConfigError(f"{path}: queries[{i}] needs 'node' and 'terms'")
@@ -103,11 +105,20 @@ def load_config(path: Path = INGEST_CONFIG, taxonomy: Taxonomy | None = None) ->
             raise ConfigError(f"{path}: queries[{i}] names unknown taxonomy node {q['node']!r}")
         queries.append(QuerySpec(node=q["node"], terms=_phrases(q["terms"], f"queries[{i}].terms"),
                                  context=bool(q.get("context", True))))
+    cues_raw = raw.get("cues") or {}
+    if not isinstance(cues_raw, dict):
+        raise ConfigError(f"{path}: 'cues' must map taxonomy node ids to lists of phrases")
+    for node, phrases in cues_raw.items():
+        if taxonomy is not None and node not in taxonomy.node_by_id:
+            raise ConfigError(f"{path}: cues names unknown taxonomy node {node!r}")
+        extra_cues[node] = _phrases(phrases, f"cues.{node}")
     if not queries:
         raise ConfigError(f"{path}: no queries; add at least one under 'queries:'")
     node_terms: dict[str, tuple[str, ...]] = {}
     for q in queries:
         node_terms[q.node] = node_terms.get(q.node, ()) + q.terms
+    if not raw.get("categories"):
+        raise ConfigError(f"{path}: 'categories' is empty; list arXiv categories such as cs.CV")
     return IngestConfig(
         client=client,
         categories=tuple(raw.get("categories") or ()),
@@ -115,4 +126,5 @@ def load_config(path: Path = INGEST_CONFIG, taxonomy: Taxonomy | None = None) ->
         relevance=relevance,
         queries=tuple(queries),
         node_terms=node_terms,
+        node_cues=extra_cues,
     )
