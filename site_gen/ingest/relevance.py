@@ -21,6 +21,7 @@ W_EFFICIENCY = 0.9     # per distinct efficiency phrase, up to EFFICIENCY_CAP
 EFFICIENCY_CAP = 4
 W_NEGATIVE = -1.2      # per distinct off-topic phrase, up to 2
 W_SIMILARITY = 4.0
+W_NO_VISUAL = -2.5     # text-only efficiency work (KV cache for LLMs, LLM serving) is not proposed
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def relevance(title: str, abstract: str, settings: RelevanceSettings, catalog_si
     visual = matched_terms(text, settings.visual_terms)
     eff = matched_terms(text, settings.efficiency_terms)
     neg = matched_terms(text, settings.negative_terms)
-    z = (BIAS + (W_VISUAL if visual else 0.0) + W_EFFICIENCY * min(len(eff), EFFICIENCY_CAP)
+    z = (BIAS + (W_VISUAL if visual else W_NO_VISUAL) + W_EFFICIENCY * min(len(eff), EFFICIENCY_CAP)
          + W_NEGATIVE * min(len(neg), 2) + W_SIMILARITY * catalog_similarity)
     return Relevance(score=round(1 / (1 + math.exp(-z)), 3), visual=visual, efficiency=eff, negative=neg,
                      similarity=round(catalog_similarity, 3))
