@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manual", action="store_true",
                    help="write source: manual (you will review it now) instead of an ingestion candidate")
     p.add_argument("--config", type=Path, default=None, help="ingestion settings (default catalog/ingest.yaml)")
+    p.add_argument("--rejected", type=Path, default=None, help="rejected list (default catalog/ingest-rejected.yaml)")
 
 
 def run(args) -> int:
@@ -41,7 +42,7 @@ def run(args) -> int:
     if not records:
         print(f"error: arXiv has no paper {bare}; check the id", file=sys.stderr)
         return 1
-    ingestor = Ingestor(config, tax, args.papers_dir, REJECTED_PATH, today)
+    ingestor = Ingestor(config, tax, args.papers_dir, args.rejected or REJECTED_PATH, today)
     result = RunResult(since=records[0].published, until=records[0].published)
     cand = ingestor.consider(records[0], result, min_relevance=0.0,
                              source="manual" if args.manual else "arxiv-ingest")

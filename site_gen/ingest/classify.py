@@ -135,8 +135,9 @@ class Classification:
         terms = self.matched_terms.get(self.primary) or next(iter(self.matched_terms.values()), [])
         if terms:
             out.append("matched terms: " + ", ".join(terms[:6]))
-        if self.neighbours:
-            out.append("nearest catalog papers: " + ", ".join(f"{i} ({s:.2f})" for i, s in self.neighbours[:3]))
+        near = [(i, s) for i, s in self.neighbours[:3] if s >= 0.05]
+        if near:
+            out.append("nearest catalog papers: " + ", ".join(f"{i} ({s:.2f})" for i, s in near))
         if self.training_free_reason:
             out.append(self.training_free_reason)
         return out
