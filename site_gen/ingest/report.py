@@ -8,6 +8,7 @@ from ..taxonomy import Taxonomy
 from .pipeline import RunResult
 
 MAX_LISTED = 50
+MAX_TABLE_ROWS = 80     # GitHub caps a PR body at 65,536 characters; every file is in the PR anyway
 
 
 def md(text: str) -> str:
@@ -48,7 +49,8 @@ def render_report(result: RunResult, taxonomy: Taxonomy) -> str:
             "| Candidate | Proposed placement | Confidence | Relevance | Facets | Reasons |",
             "|---|---|---|---|---|---|",
         ]
-        for c in sorted(r.candidates, key=lambda c: (-c.classification.confidence, c.id)):
+        ranked = sorted(r.candidates, key=lambda c: (-c.classification.confidence, c.id))
+        for c in ranked[:MAX_TABLE_ROWS]:
             cls = c.classification
             node = taxonomy.node_by_id[cls.primary]
             facets = ", ".join(filter(None, [
@@ -58,6 +60,8 @@ def render_report(result: RunResult, taxonomy: Taxonomy) -> str:
             lines.append(
                 f"| `{c.id}`<br>{title} ({c.record.published}) | {md(node.label)}<br>`{cls.primary}` "
                 f"| {cls.confidence:.2f} | {c.relevance:.2f} | {md(facets)} | {md('; '.join(c.reasons))} |")
+        if len(ranked) > MAX_TABLE_ROWS:
+            lines += ["", f"... and {len(ranked) - MAX_TABLE_ROWS} more candidates (lowest confidence) in the changed files."]
     if r.off_topic:
         lines += ["", f"<details><summary>Judged off-topic ({len(r.off_topic)})</summary>", ""]
         for rec, rel in sorted(r.off_topic, key=lambda x: -x[1].score)[:MAX_LISTED]:
