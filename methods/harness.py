@@ -52,6 +52,9 @@ def _peak(device) -> int:
 def cache_bytes(cache) -> int:
     total = 0
     for layer in getattr(cache, "layers", []):
+        if callable(getattr(layer, "nbytes", None)):  # e.g. quantized layers (methods/kv) count their packed codes
+            total += int(layer.nbytes())
+            continue
         for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
             if torch.is_tensor(t):
                 total += t.numel() * t.element_size()

@@ -18,12 +18,19 @@ NAME_RE = re.compile(r"^[a-z0-9_]+$")
 BUILTIN: dict[str, str] = {
     "divprune": "methods.algorithms.divprune:DivPrune",
     "fastv": "methods.algorithms.fastv:FastV",
+    "h2o": "methods.algorithms.h2o:H2O",
+    "kivi": "methods.algorithms.kivi:KIVI",
+    "look_m": "methods.algorithms.look_m:LookM",
     "pool": "methods.algorithms.pool:Pool",
     "prumerge_plus": "methods.algorithms.prumerge_plus:PruMergePlus",
     "pyramiddrop": "methods.algorithms.pyramiddrop:PyramidDrop",
+    "pyramidkv": "methods.algorithms.pyramidkv:PyramidKV",
     "random": "methods.algorithms.random_prune:RandomPrune",
+    "snapkv": "methods.algorithms.snapkv:SnapKV",
     "sparsevlm": "methods.algorithms.sparsevlm:SparseVLM",
+    "streamingllm": "methods.algorithms.streamingllm:StreamingLLM",
     "visionzip": "methods.algorithms.visionzip:VisionZip",
+    "vl_cache": "methods.algorithms.vl_cache:VLCache",
 }
 
 _REGISTERED: dict[str, type] = {}
