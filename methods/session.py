@@ -152,7 +152,8 @@ class Session:
             raise NotImplementedError(f"{self.method.name} supports batch size 1 only (got {input_ids.shape[0]}); "
                                       "run one request at a time")
         layout = None
-        if bool((input_ids == self.adapter.image_token_id).any()):
+        # TokenLayout describes one request; batch-capable (kv/cache/decode) methods run without it
+        if input_ids.shape[0] == 1 and bool((input_ids == self.adapter.image_token_id).any()):
             layout = self.adapter.layout(input_ids, kwargs)
         stats = RequestStats(visual_before=layout.n_visual if layout else 0,
                              visual_after=layout.n_visual if layout else 0)
@@ -203,7 +204,7 @@ class Session:
             _sync(embeds)
             t0 = time.perf_counter()
             sel = self.method.select(ctx)
-            keep = self._check(sel, n, k)
+            keep = self._check(sel, n, k).to(dev)
             order = torch.argsort(keep)
             keep_vis = keep[order]
             pos_vis = layout.visual_index.to(dev)[keep_vis]
@@ -337,7 +338,7 @@ class Session:
         _sync(hidden)
         t0 = time.perf_counter()
         sel = self.method.select_in_llm(ctx)
-        keep = self._check(sel, visual_rows.numel(), k)
+        keep = self._check(sel, visual_rows.numel(), k).to(dev)
         order = torch.argsort(keep)
         keep_rows_vis = visual_rows[keep[order]]
         if sel.embeds is not None:
