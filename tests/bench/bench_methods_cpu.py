@@ -96,6 +96,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=144)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--prompt", default="What is in the image?")
+    ap.add_argument("--only", default=None, help="comma-separated method names (default: all visual-token methods)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -112,6 +113,9 @@ def main() -> None:
     rows = []
     cases = [(n, {"budget": args.budget}) for n in registry.names()
              if registry.get(n).stage.value in ("vision", "pre_llm", "in_llm")] + [("fastv", {"budget": 288})]
+    if args.only:
+        wanted = set(args.only.split(","))
+        cases = [c for c in cases if c[0] in wanted]
     for name, params in cases:
         m = registry.create(name, **params)
         fulls, times, overs, ideals = [], [], [], []
