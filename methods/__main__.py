@@ -13,6 +13,7 @@ COMMANDS = [
     "list",     # registered methods and their cards (no torch needed)
     "run",      # one request with one method: answer + stats
     "bench",    # sweep methods x models x budgets -> results JSON
+    "merge",    # merge result files (CI shards) into one
     "dataset",  # write the small PIL-generated offline dataset
     "cost",     # analytical cost model (lead)
 ]
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         mod.add_arguments(p)
         modules[name] = mod
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded as provenance by bench
     return int(modules[args.command].run(args) or 0)
 
 

@@ -174,8 +174,32 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None)
         row.update({"repeats": cfg.repeats, "warmup": cfg.warmup, "n_items": len(per_item),
                     "max_new_tokens": cfg.max_new_tokens, "attention_backend": bundle.attn_implementation,
                     "dtype": str(bundle.dtype).replace("torch.", "")})
+        row["roofline"] = _roofline(bundle, cfg, row, prepared)
         rows.append(row)
     return rows
+
+
+def _roofline(bundle, cfg: BenchConfig, row: dict, prepared: list) -> dict | None:
+    """The cost model's lower bound for this run on the GPU it ran on, and measured/bound ratios.
+
+    None on devices the cost model does not list (CPUs, unknown GPUs): there is no roofline to compare to.
+    """
+    import torch
+
+    from . import costmodel
+
+    if not str(cfg.device).startswith("cuda") or not torch.cuda.is_available():
+        return None
+    gpu = costmodel.gpu_for_device(torch.cuda.get_device_name(torch.device(cfg.device)))
+    if gpu is None:
+        return None
+    config = bundle.model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else getattr(config, "text_config", config)
+    llm = costmodel.llm_spec_from_config(text)
+    prompt = _mean([int(inp["input_ids"].shape[-1]) for inp in prepared])
+    prompt = int(round(prompt - (row["visual_tokens_before"] or 0) + (row["visual_tokens_after"] or 0)))
+    bound = costmodel.roofline_bound(llm, prompt, cfg.max_new_tokens, gpu, bundle.dtype.itemsize)
+    return costmodel.compare_to_bound(row, bound)
 
 
 def run_jobs(jobs: list[Job], cfg: BenchConfig, progress=None) -> list[dict]:
@@ -186,21 +210,43 @@ def run_jobs(jobs: list[Job], cfg: BenchConfig, progress=None) -> list[dict]:
 
 
 def run_jobs_ray(jobs: list[Job], cfg: BenchConfig, address: str, progress=None) -> list[dict]:
-    """Fan jobs out over an existing Ray cluster, one job per task (one GPU each when on CUDA)."""
+    """Fan jobs out over a Ray cluster, one job per task (one GPU each when on CUDA).
+
+    `address` is an existing cluster ("auto", "ray://host:10001", ...) or "local" to start a
+    throw-away local instance (2 CPUs) for testing. Workers import this checkout via PYTHONPATH.
+    """
     try:
         import ray
     except ImportError:
         raise RuntimeError("--ray needs the optional 'distributed' extra: pip install 'ray[default]'") from None
-    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    gpus = 1 if cfg.device.startswith("cuda") else 0
-    remote = ray.remote(num_gpus=gpus, num_cpus=1)(lambda job, c: run_model_jobs(job.model, [job], c))
-    pending = [remote.remote(job, cfg) for job in jobs]
-    rows: list[dict] = []
-    for ref in pending:
-        rows += ray.get(ref)
-        if progress:
-            progress(len(cfg.items) * (cfg.warmup + cfg.repeats))
-    return rows
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}}
+    started = False
+    if not ray.is_initialized():
+        if address == "local":
+            ray.init(num_cpus=2, include_dashboard=False, runtime_env=env, log_to_driver=False)
+        else:
+            ray.init(address=address, runtime_env=env, log_to_driver=False)
+        started = True
+    try:
+        gpus = 1 if cfg.device.startswith("cuda") else 0
+        task = ray.remote(num_gpus=gpus, num_cpus=1)(_ray_job)
+        pending = {task.remote(job, cfg): job for job in jobs}
+        done: dict = {}
+        remaining = list(pending)
+        while remaining:
+            ready, remaining = ray.wait(remaining, num_returns=1)
+            done[ready[0]] = ray.get(ready[0])
+            if progress:
+                progress(len(cfg.items) * (cfg.warmup + cfg.repeats))
+        return [row for ref in pending for row in done[ref]]   # job order, not completion order
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _ray_job(job: Job, cfg: BenchConfig) -> list[dict]:
+    return run_model_jobs(job.model, [job], cfg)
 
 
 def write_results(path: str | Path, rows: list[dict], prov: dict) -> Path:
@@ -218,6 +264,29 @@ def write_results(path: str | Path, rows: list[dict], prov: dict) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def merge_results(docs: list[dict]) -> tuple[list[dict], dict]:
+    """Concatenate the results of several files (shards of one sweep); provenance must agree except for
+    date/host/shard, which are collected. Raises ValueError on an invalid file or mismatched provenance."""
+    if not docs:
+        raise ValueError("nothing to merge")
+    for i, doc in enumerate(docs):
+        problems = validate_results(doc)
+        if problems:
+            raise ValueError(f"file {i + 1} is not a results file: {problems[0]}")
+    varying = {"date", "host", "shard", "command"}
+    base = {k: v for k, v in docs[0]["provenance"].items() if k not in varying}
+    for i, doc in enumerate(docs[1:], 2):
+        other = {k: v for k, v in doc["provenance"].items() if k not in varying}
+        if other != base:
+            diff = sorted(k for k in set(base) | set(other) if base.get(k) != other.get(k))
+            raise ValueError(f"file {i} was measured differently ({', '.join(diff)} differ)")
+    prov = dict(docs[0]["provenance"])
+    prov.pop("shard", None)
+    prov["date"] = max(d["provenance"]["date"] for d in docs)
+    prov["parts"] = [{k: d["provenance"].get(k) for k in ("host", "date", "shard", "command")} for d in docs]
+    return [row for d in docs for row in d["results"]], prov
 
 
 def validate_results(doc: dict) -> list[str]:

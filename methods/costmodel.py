@@ -385,6 +385,7 @@ class Budget:
     keep_visual_tokens: int | None = None
     keep_visual_fraction: float | None = None
     kv_fraction: float | None = None
+    after_layer: int = 0   # in-LLM pruning (FastV-style): tokens are dropped after this many decoder layers
 
     def visual(self, n: int) -> int:
         if self.keep_visual_tokens is not None:
@@ -439,21 +440,32 @@ def estimate(model: ModelSpec | str, gpu: GPUSpec | str, inp: VisualInput, text_
     cross_tokens = nv if cross else 0
     enc = _stage("encoding", encoder_flops(model, shape), encoder_bytes(model, shape, p), gpu) if shape.patches else \
         StageCost("encoding", 0.0, 0.0, 0.0, "compute")
-    pfl = _stage("prefilling", llm_prefill_flops(llm, in_seq, cross_tokens), llm_prefill_bytes(llm, in_seq, p, cross_tokens), gpu)
+    pfl_flops = llm_prefill_flops(llm, in_seq, cross_tokens)
+    pfl_bytes = llm_prefill_bytes(llm, in_seq, p, cross_tokens)
+    k = min(budget.after_layer, llm.layers) if budget else 0
+    kv_layers_full = 0.0
+    if k and nv != shape.visual_tokens and not cross:
+        # the first k layers still see every visual token; per-layer quantities mix linearly
+        full_seq = text_tokens + shape.visual_tokens
+        w = k / llm.layers
+        pfl_flops = w * llm_prefill_flops(llm, full_seq) + (1 - w) * pfl_flops
+        pfl_bytes = w * llm_prefill_bytes(llm, full_seq, p) + (1 - w) * pfl_bytes
+        kv_layers_full = w * (full_seq - in_seq)   # extra cached tokens, averaged over layers
+    pfl = _stage("prefilling", pfl_flops, pfl_bytes, gpu)
     kv_frac = (budget.kv_fraction if budget and budget.kv_fraction is not None else 1.0)
     dec_flops = dec_bytes = 0.0
     for i in range(1, output_tokens + 1):
-        ctx = int(round(in_seq * kv_frac)) + i
+        ctx = int(round((in_seq + kv_layers_full) * kv_frac)) + i
         dec_flops += decode_step_flops(llm, ctx, int(round(cross_tokens * kv_frac)))
         dec_bytes += decode_step_bytes(llm, ctx, p, int(round(cross_tokens * kv_frac)))
     dec = _stage("decoding", dec_flops, dec_bytes, gpu) if output_tokens else StageCost("decoding", 0.0, 0.0, 0.0, "memory")
-    kv0 = kv_bytes(llm, in_seq, p, cross_tokens)
-    kv_visual = kv_bytes(llm, 0 if cross else nv, p, cross_tokens)
+    kv0 = kv_bytes(llm, in_seq + kv_layers_full, p, cross_tokens)
+    kv_visual = kv_bytes(llm, 0 if cross else nv + kv_layers_full, p, cross_tokens)
     return Breakdown(
         model=model, gpu=gpu, visual_tokens=nv, text_tokens=text_tokens, output_tokens=output_tokens,
         bytes_per_param=p, encoding=enc, prefilling=pfl, decoding=dec,
         kv_bytes_after_prefill=kv0 * kv_frac,
-        kv_bytes_final=kv_bytes(llm, int(round(in_seq * kv_frac)) + output_tokens, p, int(round(cross_tokens * kv_frac))),
+        kv_bytes_final=kv_bytes(llm, (in_seq + kv_layers_full) * kv_frac + output_tokens, p, int(round(cross_tokens * kv_frac))),
         visual_kv_share=kv_visual / kv0 if kv0 else 0.0,
         extra={"visual_tokens_before_budget": shape.visual_tokens, "encoder_patches": shape.patches},
     )
@@ -484,3 +496,46 @@ def with_budget(b: Breakdown, budget: Budget, inp: VisualInput) -> Breakdown:
 
 
 __all__ = [n for n in dir() if not n.startswith("_")] + ["replace"]
+
+
+# ---------------------------------------------------------------- measured runs vs their bound
+
+
+def llm_spec_from_config(config: Any) -> LLMSpec:
+    """An LLMSpec from a Hugging Face (text) config object or dict, e.g. `model.config.text_config`."""
+    get = (lambda k, d=None: config.get(k, d)) if isinstance(config, dict) else (lambda k, d=None: getattr(config, k, d))
+    heads = int(get("num_attention_heads"))
+    hidden = int(get("hidden_size"))
+    return LLMSpec(
+        layers=int(get("num_hidden_layers")), hidden=hidden, heads=heads,
+        kv_heads=int(get("num_key_value_heads") or heads), head_dim=int(get("head_dim") or hidden // heads),
+        ffn=int(get("intermediate_size")), mlp_matrices=3, vocab=int(get("vocab_size") or 32000),
+    )
+
+
+def gpu_for_device(device_name: str | None) -> GPUSpec | None:
+    """The catalogued GPU whose id appears in a device name such as 'NVIDIA H100 80GB HBM3' (None on CPU)."""
+    if not device_name:
+        return None
+    name = device_name.lower().replace("-", " ")
+    for gpu in gpus().values():
+        if gpu.id in name.split() or f" {gpu.id}" in f" {name}":
+            return gpu
+    return None
+
+
+def roofline_bound(llm: LLMSpec, prompt_tokens: int, new_tokens: int, gpu: GPUSpec, bytes_per_param: int = 2) -> dict:
+    """Roofline lower bounds for a language-model run: prefill of `prompt_tokens`, then `new_tokens` steps."""
+    prefill = _stage("prefilling", llm_prefill_flops(llm, prompt_tokens), llm_prefill_bytes(llm, prompt_tokens, bytes_per_param), gpu)
+    steps = [decode_step_bytes(llm, prompt_tokens + i, bytes_per_param) / gpu.bandwidth for i in range(1, max(1, new_tokens) + 1)]
+    return {"gpu": gpu.id, "prefill_ms_bound": prefill.time_s * 1e3, "tpot_ms_bound": sum(steps) / len(steps) * 1e3}
+
+
+def compare_to_bound(row: dict, bound: dict) -> dict:
+    """Measured / bound ratios for a results row (>= 1; closer to 1 means closer to the hardware limit)."""
+    out = dict(bound)
+    if row.get("prefill_ms") is not None and bound["prefill_ms_bound"]:
+        out["prefill_vs_bound"] = row["prefill_ms"] / bound["prefill_ms_bound"]
+    if row.get("tpot_ms") is not None and bound["tpot_ms_bound"]:
+        out["tpot_vs_bound"] = row["tpot_ms"] / bound["tpot_ms_bound"]
+    return out

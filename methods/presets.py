@@ -57,6 +57,22 @@ def _qwen2_vl_config(hidden=64, layers=4, heads=4, kv_heads=2, inter=128, vocab=
     return Qwen2VLConfig(text_config=text, vision_config=vision, bos_token_id=1, eos_token_id=2, **special)
 
 
+def _qwen2_5_vl_config(hidden=64, layers=4, heads=4, kv_heads=2, inter=128, vocab=TINY_VOCAB,
+                       v_hidden=32, v_depth=2, v_heads=2, v_inter=64, window=56, mrope=(2, 3, 3)):
+    from transformers import Qwen2_5_VLConfig
+
+    special = dict(image_token_id=vocab - 1, video_token_id=vocab - 2, vision_start_token_id=vocab - 3,
+                   vision_end_token_id=vocab - 4)
+    text = dict(bos_token_id=1, eos_token_id=2, pad_token_id=0, hidden_size=hidden, num_hidden_layers=layers,
+                num_attention_heads=heads, num_key_value_heads=kv_heads, intermediate_size=inter, vocab_size=vocab,
+                max_position_embeddings=4096,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": list(mrope)})
+    vision = dict(depth=v_depth, hidden_size=v_hidden, out_hidden_size=hidden, num_heads=v_heads,
+                  intermediate_size=v_inter, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                  in_channels=3, window_size=window, fullatt_block_indexes=[v_depth - 1])
+    return Qwen2_5_VLConfig(text_config=text, vision_config=vision, bos_token_id=1, eos_token_id=2, **special)
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
@@ -75,6 +91,8 @@ def _presets() -> dict[str, Preset]:
                (112, 84), "LLaVA-NeXT anyres layout (base + crops + newline tokens), 4-layer Llama"),
         Preset("tiny-qwen2-vl", "qwen2_vl", lambda: _qwen2_vl_config(), (224, 112),
                "Qwen2-VL layout (dynamic resolution, 3-D M-RoPE), 4-layer text model, 32 visual tokens"),
+        Preset("tiny-qwen2.5-vl", "qwen2_5_vl", lambda: _qwen2_5_vl_config(), (224, 112),
+               "Qwen2.5-VL layout (windowed vision attention, 3-D M-RoPE), 4-layer text model, 32 visual tokens"),
         Preset("mid-llava@random", "llava",
                lambda: _llava_config(_llama_text(hidden=1024, layers=16, heads=16, kv_heads=16, inter=2816, vocab=32064),
                                      _clip_vision(hidden=256, layers=4, heads=4, inter=1024, image_size=336)),

@@ -75,6 +75,7 @@ class Session:
         self.generator = torch.Generator(device="cpu")
         self._prune_layers: list[int] = []
         self.vision_capture: tuple | None = None   # latest vision-attention input (vision_signals)
+        self.vision_grid = None                     # Qwen2.5-VL grid_thw (vision_signals)
 
     # --- hook management (also for kv/cache/decode methods) -----------------------------------------
     def add_forward_pre_hook(self, module, fn: Callable, with_kwargs: bool = True):
@@ -120,6 +121,7 @@ class Session:
         while self._handles:
             self._handles.pop().remove()
         self.vision_capture = None
+        self.vision_grid = None
         if self._req is not None:
             self._req.attn_inputs.clear()
 

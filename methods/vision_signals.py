@@ -43,10 +43,17 @@ def install(session) -> None:
         return None
 
     session.add_forward_pre_hook(attn, capture)
+    if a.family == "qwen2_5_vl":
+        # Qwen2.5-VL runs its vision blocks in window order; keep grid_thw to undo that permutation
+        def grid(module, args, kwargs):
+            session.vision_grid = kwargs.get("grid_thw", args[1] if len(args) > 1 else None)
+            return None
+
+        session.add_forward_pre_hook(a.vision_tower, grid)
 
 
 @torch.no_grad()
-def _qwen_signals(adapter, module, hidden, kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+def _qwen_signals(adapter, module, hidden, kwargs, window_grid=None) -> tuple[torch.Tensor, torch.Tensor]:
     rope = getattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb_vision")
     n = hidden.shape[0]
     q, k, _ = module.qkv(hidden).reshape(n, 3, module.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
@@ -57,8 +64,23 @@ def _qwen_signals(adapter, module, hidden, kwargs) -> tuple[torch.Tensor, torch.
     received = torch.cat([mean_received_attention(q[:, s:e], k[:, s:e], float(module.scaling))
                           for s, e in zip(cu[:-1], cu[1:])])
     keys = k.transpose(0, 1).reshape(n, -1)
-    g = adapter.model.config.vision_config.spatial_merge_size ** 2
-    return received.view(-1, g).mean(1), keys.view(-1, g, keys.shape[-1]).mean(1)
+    vcfg = adapter.model.config.vision_config
+    g = vcfg.spatial_merge_size ** 2
+    received, keys = received.view(-1, g).mean(1), keys.view(-1, g, keys.shape[-1]).mean(1)
+    if window_grid is not None:
+        order = window_to_token_order(adapter, window_grid).to(received.device)
+        received, keys = received[order], keys[order]
+    return received, keys
+
+
+def window_to_token_order(adapter, grid_thw: torch.Tensor) -> torch.Tensor:
+    """Qwen2.5-VL: permutation taking merged vision tokens from window order back to prompt order."""
+    from transformers.vision_utils import get_vision_window_index
+
+    vcfg = adapter.model.config.vision_config
+    window_index, _ = get_vision_window_index(grid_thw, spatial_merge_size=vcfg.spatial_merge_size,
+                                              window_size=vcfg.window_size, patch_size=vcfg.patch_size)
+    return torch.argsort(window_index)
 
 
 @torch.no_grad()
@@ -85,7 +107,10 @@ def compute(session, req) -> dict[str, torch.Tensor]:
     module, hidden, kwargs = cap
     a = session.adapter
     if a.is_qwen:
-        att, keys = _qwen_signals(a, module, hidden, kwargs)
+        grid = getattr(session, "vision_grid", None) if a.family == "qwen2_5_vl" else None
+        if a.family == "qwen2_5_vl" and grid is None:
+            raise RuntimeError("Qwen2.5-VL vision signals need the vision tower's grid_thw; none was captured")
+        att, keys = _qwen_signals(a, module, hidden, kwargs, window_grid=grid)
     else:
         att, keys = clip_cls_attention(module, hidden)
         if a.family == "llava_next":

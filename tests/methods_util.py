@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-TINY = ["tiny-llava", "tiny-llava-next", "tiny-qwen2-vl"]
+TINY = ["tiny-llava", "tiny-llava-next", "tiny-qwen2-vl", "tiny-qwen2.5-vl"]
 
 
 def noise_image(seed: int = 0, size=(200, 150)) -> Image.Image:

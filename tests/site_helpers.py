@@ -160,6 +160,7 @@ def mkdocs_build(root: Path, docs: Path) -> Path:
     cfg = yaml.safe_load((paths.ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
     cfg["docs_dir"] = str(docs)
     cfg["site_dir"] = str(root / "site")
+    cfg["hooks"] = [str(paths.ROOT / h) for h in cfg.get("hooks", [])]
     cfg_path = root / "mkdocs.yml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")

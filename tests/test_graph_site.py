@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-# The site generator (site_gen.render, tests/site_helpers.py) comes from the site branch; until both
-# branches are merged there is nothing to render into.
-built_site = pytest.importorskip("tests.site_helpers", reason="site generator not merged yet").built_site
+from tests.site_helpers import built_site
 
 
 class _Links(HTMLParser):

@@ -238,3 +238,31 @@ def test_stage_declarations():
     stages = {m: registry.get(m).stage for m in METHODS}
     assert stages["fastv"] == Stage.IN_LLM and stages["visionzip"] == Stage.VISION
     assert {s.value for s in Stage} >= {"vision", "pre_llm", "in_llm", "kv", "cache", "decode"}
+
+
+def test_qwen2_5_window_order_is_undone_for_vision_signals():
+    from methods.adapters import ModelAdapter
+    from methods.vision_signals import window_to_token_order
+
+    b = bundle("tiny-qwen2.5-vl")
+    inp = inputs(b)
+    a = ModelAdapter.of(b.model)
+    got = {}
+    def block_out(module, args, out):
+        got["blk"] = out
+
+    def lm_in(module, args, kwargs):
+        got["emb"] = kwargs["inputs_embeds"]
+
+    h1 = a.vision_tower.blocks[-1].register_forward_hook(block_out)
+    h2 = a.language_model.register_forward_pre_hook(lm_in, with_kwargs=True)
+    try:
+        b.model(**inp)
+    finally:
+        h1.remove()
+        h2.remove()
+    window_order_tokens = a.projector(got["blk"])                  # merged tokens, still in window order
+    order = window_to_token_order(a, inp["image_grid_thw"])
+    assert not torch.equal(order, torch.arange(order.numel()))    # the tiny config really permutes
+    vis = _visual_positions(b, inp)
+    torch.testing.assert_close(window_order_tokens[order], got["emb"][0, vis])

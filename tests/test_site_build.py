@@ -56,7 +56,7 @@ def parse(path: Path) -> _Tables:
 
 
 def html_of(site: Path, md_path: str) -> Path:
-    url = urls.page_url(md_path)
+    url = urls.page_url(md_path).partition("#")[0]
     return site / url / "index.html" if url.endswith("/") or url == "" else site / url
 
 
@@ -75,7 +75,7 @@ def test_every_paper_has_a_page_with_its_metadata(tree):
             assert "https://github.com/example/" in text
     fast = html_of(tree.site, urls.paper("fastprune")).read_text(encoding="utf-8")
     assert "Ada Lovelace, Alan Turing" in fast
-    assert "../../facets/bottleneck/compute/" in fast           # tags link to facet pages
+    assert "../../facets/bottleneck/#compute" in fast            # tags link to facet sections
     assert "../../categories/prefilling/token-compression/attention-guided/" in fast
 
 
@@ -84,19 +84,29 @@ def test_every_category_page_has_its_method_table(tree):
     from site_gen.render.context import Indexes
 
     idx = Indexes(tree.catalog, {}, [])
+    placed = 0
     for node in tax.nodes:
         page = html_of(tree.site, urls.category(node.id))
         assert page.is_file(), node.id
-        papers = idx.subtree(node.id)
+        papers = idx.direct.get(node.id, [])     # each paper is a row where it is placed, not on ancestors
         parsed = parse(page)
         if not papers:
-            assert "No papers in this category yet" in page.read_text(encoding="utf-8")
+            empty = ("All papers are in the sub-categories" if tax.children(node.id, node.view)
+                     else "No papers in this category yet")
+            assert empty in page.read_text(encoding="utf-8"), node.id
             continue
+        placed += 1
         method_tables = [t for t in parsed.tables if t and t[0][:2] == ["Method", "Venue"]]
         assert len(method_tables) == 1, node.id
         rows = method_tables[0][1:]
         assert len(rows) == len(papers), node.id
         assert rows[0][0] and all(len(r) == 7 for r in rows)
+        assert sorted(r[0].removesuffix(" runnable").removesuffix(" candidate") for r in rows) == sorted(p.name for p in papers)
+    assert placed >= 6
+    # every paper is in the table of its primary category
+    for p in tree.catalog.papers:
+        rows = [r for t in parse(html_of(tree.site, urls.category(p.primary_node))).tables for r in t[1:]]
+        assert any(r[0].removesuffix(" runnable") == p.name for r in rows), p.id
 
 
 def test_runnable_badge_links_the_method_card_and_results_fill_the_slots(tree):
@@ -107,11 +117,14 @@ def test_runnable_badge_links_the_method_card_and_results_fill_the_slots(tree):
     assert "../../methods/fastprune/" in paper
     assert "python -m methods run fastprune --model tiny-llava" in paper
     assert 'data-slot="run"' not in paper and 'data-slot="results"' not in paper
-    assert 'data-slot="citations"' in paper                      # no graph section registered here
+    assert 'data-slot="citations"' not in paper                  # filled by the citation-graph section
     assert "12.5" in paper                                        # measured TTFT in the results table
     other = html_of(tree.site, urls.paper("kvsqueeze")).read_text(encoding="utf-8")
     for slot in registry.SLOTS:
-        assert f'data-slot="{slot}"' in other
+        if slot == "citations":  # the citation-graph section fills this slot on every paper page
+            assert f'data-slot="{slot}"' not in other
+        else:
+            assert f'data-slot="{slot}"' in other
     card = html_of(tree.site, urls.method("fastprune")).read_text(encoding="utf-8")
     for expected in ("LLaVA-1.5-7B", "60.1", "576", "tiny-llava", "abc123", "How to run"):
         assert expected in card
@@ -120,23 +133,29 @@ def test_runnable_badge_links_the_method_card_and_results_fill_the_slots(tree):
 def test_builds_on_links_both_ways(tree):
     merge = html_of(tree.site, urls.paper("mergeall")).read_text(encoding="utf-8")
     fast = html_of(tree.site, urls.paper("fastprune")).read_text(encoding="utf-8")
-    assert "Builds on:" in merge and 'href="../fastprune/"' in merge
-    assert "Extended by:" in fast and 'href="../mergeall/"' in fast
+    assert "Builds on:" in merge and 'href="../../papers/fastprune/"' in merge
+    assert "Extended by:" in fast and 'href="../../papers/mergeall/"' in fast
+
+
+def _section_links(page: Path, slug: str) -> list[str]:
+    """Paper links in the section of a facet page whose heading id is `slug`."""
+    text = page.read_text(encoding="utf-8")
+    start = text.index(f'id="{slug}"')
+    end = text.find("<h2", start)
+    return re.findall(r'href="\.\./\.\./papers/([^/"]+)/"', text[start:end if end > 0 else None])
 
 
 def test_facet_pages_cover_every_paper(tree):
     for facet in ("bottleneck", "granularity", "modality", "year", "venue", "training-free", "has-code", "runnable"):
         assert html_of(tree.site, urls.facet_index(facet)).is_file(), facet
-    runnable = parse(html_of(tree.site, urls.facet_term("runnable", "yes"))).tables[0][1:]
-    assert [r[0].split()[0] for r in runnable] == ["Fastprune"]
+    assert _section_links(html_of(tree.site, urls.facet_index("runnable")), "yes") == ["fastprune"]
     years = {p.year for p in tree.catalog.papers}
-    total = 0
-    for y in years:
-        rows = parse(html_of(tree.site, urls.facet_term("year", str(y)))).tables[0][1:]
-        total += len(rows)
-    assert total == len(tree.catalog.papers)
-    nocode = parse(html_of(tree.site, urls.facet_term("has-code", "no"))).tables[0][1:]
-    assert [r[0] for r in nocode] == ["Mergeall"]
+    page = html_of(tree.site, urls.facet_index("year"))
+    listed = [pid for y in years for pid in _section_links(page, str(y))]
+    assert sorted(listed) == sorted(p.id for p in tree.catalog.papers)
+    assert _section_links(html_of(tree.site, urls.facet_index("has-code")), "no") == ["mergeall"]
+    bottleneck = html_of(tree.site, urls.facet_index("bottleneck")).read_text(encoding="utf-8")
+    assert 'href="../../explorer/?bottleneck=compute"' in bottleneck
 
 
 def test_explorer_data_lists_every_paper_with_working_urls(tree):
@@ -308,3 +327,26 @@ def test_failed_build_keeps_the_previous_output(tmp_path):
         build_site(tree.catalog, docs, cards_dir=cards, bench_dir=tmp_path / "none")
     assert (docs / "index.md").read_text(encoding="utf-8") == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".docs")) == []
+
+
+def test_every_internal_link_of_the_built_site_resolves(tree):
+    """Generated HTML bypasses MkDocs' link checks, so check every relative href/src here."""
+    from urllib.parse import unquote, urlsplit
+
+    checked = 0
+    for page in tree.site.rglob("*.html"):
+        if page.name == "404.html":      # MkDocs writes it with root-absolute URLs (site_url based)
+            continue
+        for target in re.findall(r'(?:href|src)="([^"]+)"', page.read_text(encoding="utf-8")):
+            parts = urlsplit(target)
+            if parts.scheme or parts.netloc or target.startswith("#"):
+                continue
+            assert not target.startswith("/"), f"{page.relative_to(tree.site)}: absolute link {target} breaks sub-paths"
+            path = (page.parent / unquote(parts.path)).resolve()
+            if path.is_dir():
+                path = path / "index.html"
+            assert path.is_file(), f"{page.relative_to(tree.site)} links to missing {target}"
+            if parts.fragment and path.suffix == ".html" and path.parent.parent.name == "facets":
+                assert f'id="{parts.fragment}"' in path.read_text(encoding="utf-8"), target
+            checked += 1
+    assert checked > 1000

@@ -79,7 +79,10 @@ def run(args) -> int:
         if bar:
             bar.close()
     backends = sorted({r["attention_backend"] for r in rows})
-    prov = bench.provenance(args.device, ",".join(backends) if backends else args.attn)
+    import shlex
+
+    command = "python -m methods " + shlex.join(getattr(args, "argv", sys.argv[1:]))
+    prov = bench.provenance(args.device, ",".join(backends) if backends else args.attn, command=command)
     if args.shard:
         prov["shard"] = args.shard
     path = bench.write_results(args.out, rows, prov)

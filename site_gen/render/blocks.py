@@ -1,13 +1,31 @@
-"""Markdown fragments shared by several pages: method tables, paper lists, badges.
+"""HTML fragments shared by several pages: method tables, paper lists, badges, tag links.
 
-Every data value is passed through `esc`; every link target is either a page path computed by us or
-an http(s) URL checked by `safe_href`.
+Large generated content is written as HTML (inside `region(...)`, which the MkDocs hook lets skip the
+Markdown converter); every data value in it is passed through `esc`, every link target is either a
+page URL computed by us (`ctx.href`) or an http(s) URL checked by `safe_href`.
 """
 from __future__ import annotations
 
 from ..models import Paper
+from . import urls
 from .context import RenderContext
 from .escape import esc, safe_href
+from .mkdocs_hooks import BEGIN, END
+
+
+def region(html: str) -> str:
+    """Mark a block of finished HTML so that MkDocs does not run it through Markdown."""
+    return f"\n{BEGIN}\n{html}\n{END}\n"
+
+
+def a(href: str, text_html: str, cls: str | None = None, title: str | None = None) -> str:
+    attrs = f' class="{cls}"' if cls else ""
+    attrs += f' title="{esc(title)}"' if title else ""
+    return f'<a href="{href}"{attrs}>{text_html}</a>'
+
+
+def paper_a(ctx: RenderContext, paper: Paper) -> str:
+    return a(ctx.href(urls.paper(paper.id)), esc(paper.name))
 
 
 def runnable_badge(ctx: RenderContext, paper: Paper) -> str:
@@ -16,7 +34,7 @@ def runnable_badge(ctx: RenderContext, paper: Paper) -> str:
     card = ctx.indexes.card_for(paper)
     if card is None:
         return ' <span class="atlas-badge atlas-badge--runnable" title="runnable implementation in methods/">runnable</span>'
-    return f' [runnable]({ctx.method_url(card.name)}){{ .atlas-badge .atlas-badge--runnable title="method card" }}'
+    return " " + a(ctx.href(urls.method(card.name)), "runnable", "atlas-badge atlas-badge--runnable", "method card")
 
 
 def candidate_badge(paper: Paper) -> str:
@@ -41,34 +59,36 @@ def code_cell(paper: Paper) -> str:
     for i, c in enumerate(paper.links.code):
         href = safe_href(c.url)
         if href:
-            label = "code" if c.official else "code (unofficial)"
-            links.append(f'<a href="{href}" rel="noopener nofollow">{label if i == 0 else i + 1}</a>')
+            label = ("code" if c.official else "code (unofficial)") if i == 0 else str(i + 1)
+            links.append(f'<a href="{href}" rel="noopener nofollow">{label}</a>')
     return " ".join(links) or "–"
 
 
-def method_table(ctx: RenderContext, papers: list[Paper]) -> str:
-    """A table in the spirit of the ACL survey's Tables 2 and 3, one row per paper."""
+METHOD_COLUMNS = ("Method", "Venue", "Modality", "Training-free", "Granularity", "Key idea", "Code")
+
+
+def method_table(ctx: RenderContext, papers: list[Paper], empty: str = "No papers in this category yet.") -> str:
+    """A table in the spirit of the ACL survey's Tables 2 and 3, one row per paper (HTML region)."""
     if not papers:
-        return "_No papers in this category yet._\n"
-    head = ("| Method | Venue | Modality | Training-free | Granularity | Key idea | Code |\n"
-            "|---|---|---|---|---|---|---|\n")
+        return f"_{empty}_\n"
+    head = "".join(f"<th>{c}</th>" for c in METHOD_COLUMNS)
     rows = []
     for p in papers:
         rows.append(
-            f"| {ctx.paper_link(p)}{runnable_badge(ctx, p)}{candidate_badge(p)} | {venue_year(p)} | "
-            f"{terms_text(ctx, p, 'modality')} | {training_free_text(p)} | {terms_text(ctx, p, 'granularity')} | "
-            f"{esc(p.summary)} | {code_cell(p)} |"
+            f"<tr><td>{paper_a(ctx, p)}{runnable_badge(ctx, p)}{candidate_badge(p)}</td><td>{venue_year(p)}</td>"
+            f"<td>{terms_text(ctx, p, 'modality')}</td><td>{training_free_text(p)}</td>"
+            f"<td>{terms_text(ctx, p, 'granularity')}</td><td>{esc(p.summary)}</td><td>{code_cell(p)}</td></tr>"
         )
-    return head + "\n".join(rows) + "\n"
+    return region(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>")
 
 
 def paper_list(ctx: RenderContext, papers: list[Paper]) -> str:
-    """A compact bullet list: name (linked), year, venue, title."""
+    """A bullet list: name (linked), badges, venue, title (HTML region)."""
     if not papers:
         return "_None yet._\n"
-    return "\n".join(
-        f"- {ctx.paper_link(p)}{runnable_badge(ctx, p)} ({venue_year(p)}): {esc(p.title)}" for p in papers
-    ) + "\n"
+    items = "\n".join(f"<li>{paper_a(ctx, p)}{runnable_badge(ctx, p)} ({venue_year(p)}): {esc(p.title)}</li>"
+                      for p in papers)
+    return region(f"<ul>\n{items}\n</ul>")
 
 
 def by_date(papers: list[Paper]) -> list[Paper]:

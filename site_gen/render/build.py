@@ -10,7 +10,8 @@ import os
 import posixpath
 import shutil
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import paths
@@ -30,6 +31,7 @@ class BuildReport:
     out_dir: Path
     files: int
     pages: int
+    seconds: dict[str, float] = field(default_factory=dict)  # per page builder, for benchmarks
 
 
 def _clean_relpath(rel: str, builder) -> str:
@@ -61,9 +63,11 @@ def build_site(catalog: Catalog, out_dir: Path, *, repo_root: Path = paths.ROOT,
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         written: dict[str, str] = {}
+        seconds: dict[str, float] = {}
         if docs_src.is_dir():
             shutil.copytree(docs_src, tmp, dirs_exist_ok=True)
         for builder in PAGE_BUILDERS:
+            started = time.perf_counter()
             for rel, text in builder(ctx):
                 rel = _clean_relpath(rel, builder)
                 owner = f"{builder.__module__}.{builder.__name__}"
@@ -74,12 +78,13 @@ def build_site(catalog: Catalog, out_dir: Path, *, repo_root: Path = paths.ROOT,
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with open(target, "w", encoding="utf-8", newline="\n") as fh:
                     fh.write(text)
+            seconds[builder.__name__] = time.perf_counter() - started
         _swap_in(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     pages = sum(1 for rel in written if rel.endswith(".md"))
-    return BuildReport(out_dir=out_dir, files=len(written), pages=pages)
+    return BuildReport(out_dir=out_dir, files=len(written), pages=pages, seconds=seconds)
 
 
 def _swap_in(tmp: Path, out_dir: Path) -> None:

@@ -119,6 +119,7 @@ class RenderContext:
         return self.link(urls.category(node_id))
 
     def facet_url(self, facet: str, slug: str | None = None) -> str:
+        """Link to a facet's page, or to one term's section of it."""
         return self.link(urls.facet_index(facet) if slug is None else urls.facet_term(facet, slug))
 
     def method_url(self, name: str) -> str:

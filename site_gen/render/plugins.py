@@ -17,6 +17,8 @@ MODULES = [
     "site_gen.render.pages.exports",
     "site_gen.render.pages.contributing",
     "site_gen.render.pages.methods",
+    "site_gen.graph_site",
+    "site_gen.render.pages.costmodel",
 ]
 
 

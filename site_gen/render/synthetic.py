@@ -22,6 +22,12 @@ def _sentence(rng: random.Random, n: int) -> str:
     return " ".join(words).capitalize() + "."
 
 
+def _pseudo_word(rng: random.Random) -> str:
+    """A made-up word (titles of real papers are diverse; the validator's near-duplicate check relies on it)."""
+    syllables = ["ka", "lo", "mi", "ren", "tor", "vex", "qui", "zan", "pel", "dru", "sho", "nim", "gar", "ul", "bri"]
+    return "".join(rng.choice(syllables) for _ in range(rng.randint(3, 5)))
+
+
 def paper_data(i: int, rng: random.Random, tax: Taxonomy) -> dict:
     leaves = [n.id for n in tax.nodes if n.view == "stage" and n.stage and not tax.children(n.id, "stage")]
     year = rng.randint(2019, 2026)
@@ -34,8 +40,9 @@ def paper_data(i: int, rng: random.Random, tax: Taxonomy) -> dict:
         placements.append({"node": extra})
     data = {
         "id": f"synthetic-{i:05d}",
-        "name": f"Synth{i}",
-        "title": f"Synthetic paper {i}: " + _sentence(rng, 9)[:-1],
+        "name": f"{_pseudo_word(rng).capitalize()}{i}"[:60],
+        "title": f"{_pseudo_word(rng).capitalize()}: " + " ".join(_pseudo_word(rng) for _ in range(3)) + " "
+                 + _sentence(rng, 6)[:-1].lower() + " for vision-language models",
         "authors": [f"Author {rng.randint(1, 5000)} Person{j}" for j in range(rng.randint(2, 9))],
         "year": year,
         "date": f"{year}-{month:02d}-{rng.randint(1, 28):02d}",

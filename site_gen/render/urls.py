@@ -7,6 +7,7 @@ Every link is relative, so the site works at a domain root, under a GitHub Pages
 """
 from __future__ import annotations
 
+import functools
 import posixpath
 
 USE_DIRECTORY_URLS = True
@@ -20,12 +21,17 @@ def category(node_id: str) -> str:
     return f"categories/{node_id}/index.md"
 
 
+def facet_index_page() -> str:
+    return "facets/index.md"
+
+
 def facet_index(facet: str) -> str:
-    return f"facets/{facet}/index.md"
+    return f"facets/{facet}.md"
 
 
 def facet_term(facet: str, slug: str) -> str:
-    return f"facets/{facet}/{slug}.md"
+    """A term is a section of its facet's page."""
+    return f"facets/{facet}.md#{slug}"
 
 
 def method(name: str) -> str:
@@ -37,12 +43,17 @@ def taxonomy_view(view: str) -> str:
 
 
 def rel_md(from_page: str, target: str) -> str:
-    """Relative link from one Markdown source to another (or to any file in the docs folder)."""
-    return posixpath.relpath(target, posixpath.dirname(from_page) or ".")
+    """Relative link from one Markdown source to another (or to any file in the docs folder); a
+    `#fragment` on the target is kept."""
+    path, sep, frag = target.partition("#")
+    return posixpath.relpath(path, posixpath.dirname(from_page) or ".") + sep + frag
 
 
 def page_url(md_path: str, directory_urls: bool = USE_DIRECTORY_URLS) -> str:
     """The URL path (relative to the site root) MkDocs gives a file of the docs folder."""
+    md_path, sep, frag = md_path.partition("#")
+    if sep:
+        return page_url(md_path, directory_urls) + "#" + frag
     if not md_path.endswith(".md"):
         return md_path
     stem = md_path[:-3]
@@ -55,20 +66,20 @@ def page_url(md_path: str, directory_urls: bool = USE_DIRECTORY_URLS) -> str:
     return stem + "/"
 
 
-def rel_url(from_page: str, target: str, directory_urls: bool = USE_DIRECTORY_URLS) -> str:
-    """Final relative URL from the page built from `from_page` to the file or page `target`."""
-    src = page_url(from_page, directory_urls)
-    base = src if src.endswith("/") or src == "" else posixpath.dirname(src) + "/"
-    dst = page_url(target, directory_urls)
-    rel = posixpath.relpath(dst or ".", base.rstrip("/") or ".")
-    if rel == ".":
-        rel = "./"
-    elif (dst == "" or dst.endswith("/")) and not rel.endswith("/"):
-        rel += "/"
-    return rel
-
-
+@functools.lru_cache(maxsize=4096)
 def root_url(from_page: str, directory_urls: bool = USE_DIRECTORY_URLS) -> str:
-    """Relative URL from a page to the site root, ending in '/' (or './')."""
-    r = rel_url(from_page, "index.md", directory_urls)
-    return r if r.endswith("/") else r + "/"
+    """Relative URL from the page built from `from_page` to the site root: '../' per directory level
+    of the page's URL, or './' at the root."""
+    src = page_url(from_page, directory_urls).partition("#")[0]
+    depth = src.count("/")
+    return "../" * depth if depth else "./"
+
+
+def rel_url(from_page: str, target: str, directory_urls: bool = USE_DIRECTORY_URLS) -> str:
+    """Final relative URL from the page built from `from_page` to the file or page `target` (through the
+    site root, e.g. '../../papers/fastv/': always correct, and cheap enough for thousands of links)."""
+    dst = page_url(target, directory_urls)
+    root = root_url(from_page, directory_urls)
+    if root == "./":
+        return dst or "./"
+    return root + dst

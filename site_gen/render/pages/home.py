@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import svg, urls
-from ..blocks import runnable_badge, venue_year
+from ..blocks import paper_a, region, runnable_badge, venue_year
 from ..context import RenderContext
 from ..escape import esc
 from ..registry import register_page_builder
@@ -42,9 +42,9 @@ def home_page(ctx: RenderContext) -> str:
     count_html = '<div class="atlas-counts" markdown>' + "".join(
         f'<div markdown><strong>{n}</strong> [{label}]({href})</div>' for n, label, href in counts) + "</div>"
     latest = ctx.indexes.recent[:LATEST]
-    latest_md = "\n".join(
-        f"- {p.added.isoformat()}: {ctx.paper_link(p)}{runnable_badge(ctx, p)} ({venue_year(p)}): {esc(p.title)}"
-        for p in latest) or "_The catalog is empty._"
+    latest_md = region("<ul>\n" + "\n".join(
+        f"<li>{p.added.isoformat()}: {paper_a(ctx, p)}{runnable_badge(ctx, p)} ({venue_year(p)}): {esc(p.title)}</li>"
+        for p in latest) + "\n</ul>") if latest else "_The catalog is empty._"
     years = sorted({p.year for p in papers})
     span = f"{years[0]}–{years[-1]}" if years else "–"
     return "\n".join([

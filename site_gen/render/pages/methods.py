@@ -8,6 +8,7 @@ from ..cards import MethodCard
 from ..context import RenderContext
 from ..escape import code, esc, front_matter_title
 from ..registry import register_page_builder, register_paper_section
+from .costmodel import theoretical_savings
 
 STAGE_LABELS = {"vision": "vision encoder", "pre_llm": "between encoder and LLM", "in_llm": "inside the LLM",
                 "kv": "KV cache", "cache": "cache", "decode": "decoding"}
@@ -40,8 +41,18 @@ RESULT_COLUMNS = [
     ("method_overhead_ms", "Overhead ms", _num), ("peak_memory_bytes", "Peak memory", _mib),
     ("kv_cache_bytes", "KV cache", _mib), ("greedy_match", "Greedy match", _num),
     ("first_token_kl", "First-token KL", _num), ("accuracy", "Accuracy", _num), ("repeats", "Repeats", _num),
+    ("roofline", "Measured / roofline bound", lambda v: _vs_bound(v)),
 ]
 PROVENANCE_KEYS = ("device", "torch", "transformers", "attention_backend", "git_commit", "date", "command")
+
+
+def _vs_bound(v) -> str:
+    """'prefill 3.1x, TPOT 1.4x (h100)' from a results row's `roofline` (None on CPUs: no bound)."""
+    if not isinstance(v, dict):
+        return "–"
+    parts = [f"{label} {v[key]:.1f}x" for key, label in (("prefill_vs_bound", "prefill"), ("tpot_vs_bound", "TPOT"))
+             if isinstance(v.get(key), (int, float))]
+    return esc(", ".join(parts) + f" ({v.get('gpu', '?')})") if parts else "–"
 
 
 def run_command(card: MethodCard) -> str:
@@ -122,8 +133,11 @@ def card_page(ctx: RenderContext, card: MethodCard) -> str:
     lines.append(f"- **Attention backends:** {_list(d.get('attention_backends'))}")
     if d.get("batch") is not None:
         lines.append(f"- **Batch size:** {esc(d['batch'])}")
-    lines += ["", "## Parameters", "", _parameters(card), "## What the paper reports", "", _claims(card),
-              "## Measured here", ""]
+    lines += ["", "## Parameters", "", _parameters(card), "## What the paper reports", "", _claims(card)]
+    saving = theoretical_savings(d, ctx.link("cost-model.md"))
+    if saving:
+        lines += ["## Theoretical saving", "", saving]
+    lines += ["## Measured here", ""]
     rows = ctx.indexes.results_for(card.name)
     if rows:
         lines += [results_table(rows), "Runs:", "", provenance_list(ctx, card.name)]

@@ -6,28 +6,27 @@ from urllib.parse import quote
 
 from ...models import Paper
 from .. import urls
-from ..blocks import candidate_badge, runnable_badge
+from ..blocks import a, candidate_badge, paper_a, region, runnable_badge
 from ..context import RenderContext
 from ..escape import esc, esc_block, esc_paragraphs, external_link, front_matter_title
 from ..registry import PAPER_SECTIONS, SLOTS, register_page_builder, section_slot
 
-PLACEHOLDERS = {
-    "citations": (
-        "Citations in the catalog",
-        "Which catalog papers this one cites and which cite it appears here once the citation graph has "
-        "been computed for it.",
-    ),
-    "run": (
-        "Run this method",
-        "No runnable implementation of this paper in LVLM Atlas yet. The [methods](../methods/index.md) "
-        "page lists the implemented ones; [Contributing](../contributing.md) explains how to add one.",
-    ),
-    "results": (
-        "Measured results",
-        "Nothing measured for this paper yet: results appear here when a benchmark run of its "
-        "implementation is committed to `catalog/benchmarks/`.",
-    ),
-}
+
+def placeholder(ctx: RenderContext, slot: str) -> tuple[str, str]:
+    """(heading, HTML paragraph) shown when no registered section fills a slot (plain HTML: cheaper
+    for MkDocs than Markdown inside HTML, and the links are computed here)."""
+    if slot == "citations":
+        return ("Citations in the catalog",
+                "Which catalog papers this one cites and which cite it appears here once the citation graph "
+                "has been computed for it.")
+    if slot == "run":
+        return ("Run this method",
+                "No runnable implementation of this paper in LVLM Atlas yet. The "
+                f'<a href="{ctx.href("methods/index.md")}">methods</a> page lists the implemented ones; '
+                f'<a href="{ctx.href("contributing.md")}">Contributing</a> explains how to add one.')
+    return ("Measured results",
+            "Nothing measured for this paper yet: results appear here when a benchmark run of its "
+            "implementation is committed to <code>catalog/benchmarks/</code>.")
 
 
 def _identifier_links(paper: Paper) -> list[str]:
@@ -60,67 +59,71 @@ def _links(paper: Paper) -> list[str]:
 
 def _tags(ctx: RenderContext, paper: Paper, facet: str) -> str:
     terms = ctx.indexes.paper_terms[paper.id].get(facet, [])
-    return ", ".join(f"[{esc(t.label)}]({ctx.facet_url(facet, t.slug)})" for t in terms)
+    return ", ".join(a(ctx.href(urls.facet_term(facet, t.slug)), esc(t.label)) for t in terms)
 
 
 def _placement_line(ctx: RenderContext, node_id: str) -> str:
     tax = ctx.taxonomy
     chain = tax.ancestors(node_id) + [tax.node_by_id[node_id]]
-    return " › ".join(f"[{esc(n.label)}]({ctx.category_url(n.id)})" for n in chain)
+    return " › ".join(a(ctx.href(urls.category(n.id)), esc(n.label)) for n in chain)
 
 
 def metadata(ctx: RenderContext, paper: Paper) -> str:
+    """The paper's facts as an HTML list (every value escaped, every link computed or checked)."""
     tax = ctx.taxonomy
-    lines = [f"- **Authors:** {esc(', '.join(paper.authors))}"]
-    lines.append(f"- **Published:** {esc(paper.venue) if paper.venue else 'preprint'} "
-                 f"([{paper.year}]({ctx.facet_url('year', str(paper.year))})), first version {esc(paper.date)}"
-                 + (f"; venue series [{esc(ctx.indexes.paper_terms[paper.id]['venue'][0].label)}]"
-                    f"({ctx.facet_url('venue', ctx.indexes.paper_terms[paper.id]['venue'][0].slug)})"))
-    lines.append(f"- **Kind:** {_tags(ctx, paper, 'kind')}")
-    primary = paper.primary_node
-    lines.append(f"- **Category:** {_placement_line(ctx, primary)}")
-    for pl in paper.placements:
-        if not pl.primary:
-            lines.append(f"- **Also in:** {_placement_line(ctx, pl.node)}")
+    venue_term = ctx.indexes.paper_terms[paper.id]["venue"][0]
+    items = [
+        ("Authors", esc(", ".join(paper.authors))),
+        ("Published", f"{esc(paper.venue) if paper.venue else 'preprint'} "
+                      f"({a(ctx.href(urls.facet_term('year', str(paper.year))), str(paper.year))}), "
+                      f"first version {esc(paper.date)}; venue series "
+                      + a(ctx.href(urls.facet_term("venue", venue_term.slug)), esc(venue_term.label))),
+        ("Kind", _tags(ctx, paper, "kind")),
+        ("Category", _placement_line(ctx, paper.primary_node)),
+    ]
+    items += [("Also in", _placement_line(ctx, pl.node)) for pl in paper.placements if not pl.primary]
     dims = paper.dimension_nodes(tax)
     if dims:
-        lines.append("- **Four-dimension view:** " + "; ".join(_placement_line(ctx, d) for d in dims))
+        items.append(("Four-dimension view", "; ".join(_placement_line(ctx, d) for d in dims)))
     for facet, label in (("bottleneck", "Bottleneck"), ("granularity", "Granularity"),
                          ("modality", "Modality"), ("scenario", "Scenario")):
         tags = _tags(ctx, paper, facet)
         if tags:
-            lines.append(f"- **{label}:** {tags}")
-    lines.append(f"- **Training-free:** {_tags(ctx, paper, 'training-free')}")
-    lines.append(f"- **Code:** {_tags(ctx, paper, 'has-code')} · **Runnable here:** {_tags(ctx, paper, 'runnable')}")
-    lines.append("- **Links:** " + " · ".join(_links(paper)))
+            items.append((label, tags))
+    items.append(("Training-free", _tags(ctx, paper, "training-free")))
+    items.append(("Code", _tags(ctx, paper, "has-code") + " · <strong>Runnable here:</strong> " + _tags(ctx, paper, "runnable")))
+    items.append(("Links", " · ".join(_links(paper))))
     ident = _identifier_links(paper)
     if ident:
-        lines.append("- **Identifiers:** " + " · ".join(ident))
+        items.append(("Identifiers", " · ".join(ident)))
     by_id = ctx.catalog.by_id
     if paper.builds_on:
-        lines.append("- **Builds on:** " + ", ".join(ctx.paper_link(by_id[i]) if i in by_id else esc(i) for i in paper.builds_on))
+        items.append(("Builds on", ", ".join(paper_a(ctx, by_id[i]) if i in by_id else esc(i) for i in paper.builds_on)))
     extended = ctx.indexes.cited_ids.get(paper.id, [])
     if extended:
-        lines.append("- **Extended by:** " + ", ".join(ctx.paper_link(by_id[i]) for i in extended))
+        items.append(("Extended by", ", ".join(paper_a(ctx, by_id[i]) for i in extended)))
     if paper.journal_ref:
-        lines.append(f"- **Journal reference:** {esc(paper.journal_ref)}")
+        items.append(("Journal reference", esc(paper.journal_ref)))
     if paper.comment:
-        lines.append(f"- **arXiv comment:** {esc(paper.comment)}")
+        items.append(("arXiv comment", esc(paper.comment)))
     source = "added by hand" if paper.source == "manual" else "found by arXiv ingestion"
-    lines.append(f"- **Catalog entry:** `{paper.id}`, {source} on {paper.added.isoformat()}"
-                 + (", awaiting review" if paper.candidate else ""))
-    return "\n".join(lines) + "\n"
+    items.append(("Catalog entry", f"<code>{esc(paper.id)}</code>, {source} on {paper.added.isoformat()}"
+                  + (", awaiting review" if paper.candidate else "")))
+    return '<ul class="atlas-meta">\n' + "\n".join(f"<li><strong>{k}:</strong> {v}</li>" for k, v in items) + "\n</ul>"
 
 
 def reported_results(paper: Paper) -> str:
     if not paper.results:
         return ""
-    rows = ["| Model | Benchmark | Metric | Value | Baseline | Setting |", "|---|---|---|---|---|---|"]
+    head = "".join(f"<th>{h}</th>" for h in ("Model", "Benchmark", "Metric", "Value", "Baseline", "Setting"))
+    rows = []
     for r in paper.results:
         value = f"{r.value:g}" + (f" {esc(r.unit)}" if r.unit else "")
         base = "–" if r.baseline is None else f"{r.baseline:g}"
-        rows.append(f"| {esc(r.model)} | {esc(r.benchmark)} | {esc(r.metric)} | {value} | {base} | {esc(r.setting) or '–'} |")
-    return "## Reported by the authors\n\n" + "\n".join(rows) + "\n"
+        rows.append(f"<tr><td>{esc(r.model)}</td><td>{esc(r.benchmark)}</td><td>{esc(r.metric)}</td>"
+                    f"<td>{value}</td><td>{base}</td><td>{esc(r.setting) or '–'}</td></tr>")
+    return ('<h2 id="reported-by-the-authors">Reported by the authors</h2>\n'
+            f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>")
 
 
 def bibtex_block(paper: Paper) -> str:
@@ -145,40 +148,41 @@ def render_sections(ctx: RenderContext, paper: Paper) -> str:
             title = getattr(fn, "title", None) or fn.__name__.replace("_", " ").strip().capitalize()
             text = f"## {esc(title)}\n\n{text}"
         parts.append(text)
+    holders = []
     for slot in SLOTS:
         if slot not in filled:
-            title, body = PLACEHOLDERS[slot]
-            parts.append(f'## {title}\n\n<p class="atlas-placeholder" data-slot="{slot}" markdown>{body}</p>')
+            title, body = placeholder(ctx, slot)
+            holders.append(f'<h2 id="{slot}">{title}</h2>\n<p class="atlas-placeholder" data-slot="{slot}">{body}</p>')
+    if holders:
+        parts.append(region("\n".join(holders)))
     return "\n\n".join(parts) + "\n"
 
 
 def paper_page(ctx: RenderContext, paper: Paper) -> str:
     ctx = ctx.at(urls.paper(paper.id))
+    body = [f'<p class="atlas-lead"><strong>{esc(paper.name)}</strong>{runnable_badge(ctx, paper)}{candidate_badge(paper)}</p>',
+            f"<p>{esc(paper.summary)}</p>", metadata(ctx, paper)]
+    card = ctx.indexes.card_for(paper)
+    if card is not None:
+        body.append(f'<p>{a(ctx.href(urls.method(card.name)), "Method card: " + esc(card.label), "md-button")}</p>')
     abstract = esc_paragraphs(paper.abstract)
-    out = [
+    if abstract:
+        body.append('<h2 id="abstract">Abstract</h2>\n' + "\n".join(f"<p>{para}</p>" for para in abstract))
+    rr = reported_results(paper)
+    if rr:
+        body.append(rr)
+    body.append('<h2 id="cite">Cite</h2>\n' + bibtex_block(paper))
+    return "\n".join([
         "---",
         front_matter_title(f"{paper.name}: {paper.title}"),
+        "hide:",
+        "  - toc",
         "---",
         "",
         f"# {esc(paper.title)}",
-        "",
-        f"**{esc(paper.name)}**{runnable_badge(ctx, paper)}{candidate_badge(paper)}",
-        "",
-        esc(paper.summary),
-        "",
-        metadata(ctx, paper),
-    ]
-    card = ctx.indexes.card_for(paper)
-    if card is not None:
-        out.append(f'[Method card: {esc(card.label)}]({ctx.method_url(card.name)}){{ .md-button }}\n')
-    if abstract:
-        out.append("## Abstract\n\n" + "\n\n".join(abstract) + "\n")
-    rr = reported_results(paper)
-    if rr:
-        out.append(rr)
-    out.append("## Cite\n\n" + bibtex_block(paper))
-    out.append(render_sections(ctx, paper))
-    return "\n".join(out)
+        region("\n".join(body)),
+        render_sections(ctx, paper),
+    ])
 
 
 @register_page_builder

@@ -6,9 +6,9 @@ import re
 import xml.etree.ElementTree as ET
 
 from .. import urls
-from ..blocks import runnable_badge, venue_year
+from ..blocks import paper_list
 from ..context import RenderContext
-from ..escape import esc, front_matter_title
+from ..escape import front_matter_title
 from ..registry import register_page_builder
 
 FEED = "feed.xml"
@@ -26,15 +26,14 @@ def _x(text: object) -> str:
 def recent_page(ctx: RenderContext) -> str:
     ctx = ctx.at("recent.md")
     papers = ctx.indexes.recent[:PAGE_ENTRIES]
-    lines = ["---", front_matter_title("Recent additions"), "---", "", "# Recent additions", "",
+    lines = ["---", front_matter_title("Recent additions"), "search:", "  exclude: true", "---", "", "# Recent additions", "",
              f"The {len(papers)} most recently added catalog entries, newest first. Subscribe with the "
              f"[Atom feed]({ctx.link(FEED)}).", ""]
-    current = None
+    groups: dict = {}
     for p in papers:
-        if p.added != current:
-            current = p.added
-            lines += ["", f"## {current.isoformat()}", ""]
-        lines.append(f"- {ctx.paper_link(p)}{runnable_badge(ctx, p)} ({venue_year(p)}): {esc(p.title)}")
+        groups.setdefault(p.added, []).append(p)
+    for day, ps in groups.items():
+        lines += [f"## {day.isoformat()}", "", paper_list(ctx, ps)]
     if not papers:
         lines.append("_Nothing yet._")
     return "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...taxonomy import Node
 from .. import urls
-from ..blocks import by_date, method_table
+from ..blocks import a, by_date, method_table, paper_a, region
 from ..context import RenderContext
 from ..escape import esc, front_matter_title
 from ..registry import register_page_builder
@@ -26,24 +26,29 @@ def _section_ref(node: Node) -> str:
 
 
 def tree(ctx: RenderContext, view: str) -> str:
+    """The view as a nested HTML list: each node with its paper count and the papers placed on it."""
     tax = ctx.taxonomy
-    lines: list[str] = []
+    out: list[str] = []
 
-    def walk(node: Node, depth: int) -> None:
-        pad = "    " * depth
+    def walk(node: Node) -> None:
         n = len(ctx.indexes.subtree(node.id))
-        lines.append(f"{pad}- [**{esc(node.label)}**]({ctx.category_url(node.id)}) ({n}){_section_ref(node)}")
+        out.append(f'<li>{a(ctx.href(urls.category(node.id)), f"<strong>{esc(node.label)}</strong>")} ({n}){_section_ref(node)}')
         direct = by_date(ctx.indexes.direct.get(node.id, []))
         if direct:
-            lines.append("")
-            lines.append(f"{pad}    " + ", ".join(ctx.paper_link(p) for p in direct))
-            lines.append("")
-        for child in tax.children(node.id, view):
-            walk(child, depth + 1)
+            out.append('<p class="atlas-tree-papers">' + ", ".join(paper_a(ctx, p) for p in direct) + "</p>")
+        children = tax.children(node.id, view)
+        if children:
+            out.append("<ul>")
+            for child in children:
+                walk(child)
+            out.append("</ul>")
+        out.append("</li>")
 
+    out.append('<ul class="atlas-tree">')
     for root in tax.roots(view):
-        walk(root, 0)
-    return "\n".join(lines) + "\n"
+        walk(root)
+    out.append("</ul>")
+    return region("\n".join(out))
 
 
 def view_page(ctx: RenderContext, view_id: str) -> str:
@@ -51,7 +56,7 @@ def view_page(ctx: RenderContext, view_id: str) -> str:
     view = next(v for v in ctx.taxonomy.views if v.id == view_id)
     other = next(v for v in ctx.taxonomy.views if v.id != view_id)
     return "\n".join([
-        "---", front_matter_title(view.label), "---", "",
+        "---", front_matter_title(view.label), "search:", "  exclude: true", "---", "",
         f"# {esc(view.label)}", "",
         esc(view.description), "",
         f"{esc(VIEW_INTRO.get(view_id, ''))} The other view: [{esc(other.label)}]({ctx.link(urls.taxonomy_view(other.id))}).", "",
@@ -64,7 +69,8 @@ def category_page(ctx: RenderContext, node: Node) -> str:
     tax = ctx.taxonomy
     crumbs = [f"[{esc(a.label)}]({ctx.category_url(a.id)})" for a in tax.ancestors(node.id)]
     view = next(v for v in tax.views if v.id == node.view)
-    papers = by_date(ctx.indexes.subtree(node.id))
+    papers = by_date(ctx.indexes.direct.get(node.id, []))
+    total = len(ctx.indexes.subtree(node.id))
     lines = ["---", front_matter_title(node.label), "---", "",
              f"# {esc(node.label)}", "",
              f"<small>[{esc(view.label)}]({ctx.link(urls.taxonomy_view(node.view))})"
@@ -79,14 +85,23 @@ def category_page(ctx: RenderContext, node: Node) -> str:
         lines += [f"- [{esc(c.label)}]({ctx.category_url(c.id)}) ({len(ctx.indexes.subtree(c.id))}): {esc(c.description)}"
                   for c in children]
         lines.append("")
-    lines += [f"## Papers ({len(papers)})", "", method_table(ctx, papers)]
+    # Each paper gets one table row per node it is placed on (not on every ancestor): parents list
+    # their sub-categories, which keeps the site linear in the number of papers. The table section is
+    # kept out of the search index (each paper's own page is in it).
+    where = "placed in this category" if children else "in this category"
+    lines += [f"## Papers {where} ({len(papers)}) {{ data-search-exclude }}", ""]
+    if children:
+        lines += [f"{total} papers in this category and its sub-categories; the table lists those placed "
+                  f"directly here.", ""]
+    lines += [method_table(ctx, papers, empty="All papers are in the sub-categories." if children
+                            else "No papers in this category yet.")]
     return "\n".join(lines)
 
 
 def categories_index(ctx: RenderContext) -> str:
     ctx = ctx.at("categories/index.md")
     tax = ctx.taxonomy
-    lines = ["---", front_matter_title("Categories"), "---", "", "# Categories", "",
+    lines = ["---", front_matter_title("Categories"), "search:", "  exclude: true", "---", "", "# Categories", "",
              "Every category of both taxonomy views, with the number of papers in it (sub-categories included). "
              "Each category page has a method table.", ""]
     for view in tax.views:

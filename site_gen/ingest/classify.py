@@ -1,0 +1,302 @@
+"""Propose taxonomy placements and facets for a new paper, learned from the curated catalog.
+
+Offline and deterministic. Each stage-view node gets a score from three signals:
+- prototype similarity: TF-IDF cosine between the paper and the node's prototype (the node's label and
+  description from taxonomy.yaml, its query terms from catalog/ingest.yaml and the titles/summaries/
+  abstracts of the catalog papers placed on it or below it);
+- neighbour vote: the k most similar catalog papers vote for their placements, weighted by similarity;
+- matched terms: the node's query terms found in the paper's title or abstract.
+Facets (bottleneck, granularity, modality, scenario, training_free, kind) come from the winning node's
+catalog papers and neighbours, corrected by explicit wording (e.g. "training-free", "streaming video").
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..models import Paper
+from ..taxonomy import Taxonomy
+from .text import TfIdf, Vector, add_into, cosine, matched_terms, normalised
+
+K_NEIGHBOURS = 7
+W_PROTOTYPE, W_NEIGHBOURS, W_TERMS = 0.3, 0.4, 0.6
+ANCESTOR_SHARE = 0.5  # a paper on a child node also counts, at this weight, for the parent's prototype
+
+# Defaults per node prefix when the node's own catalog papers say nothing (longest prefix wins).
+# They follow the survey's tables: token compression is compute-bound, KV methods memory-bound, etc.
+NODE_DEFAULTS: dict[str, dict] = {
+    "encoding": {"bottleneck": ["compute"], "granularity": ["token"]},
+    "encoding/vision-encoders": {"bottleneck": ["compute"], "granularity": ["model"]},
+    "encoding/modality-adapters": {"bottleneck": ["compute"], "granularity": ["token"]},
+    "encoding/keyframe-selection": {"bottleneck": ["compute"], "granularity": ["frame"]},
+    "encoding/keyframe-selection/training-free": {"training_free": True},
+    "encoding/keyframe-selection/training-aware": {"training_free": False},
+    "encoding/adaptive-resolution": {"bottleneck": ["compute"], "granularity": ["resolution"]},
+    "prefilling": {"bottleneck": ["compute"], "granularity": ["token"]},
+    "prefilling/sparse-attention": {"bottleneck": ["compute"], "granularity": ["block"]},
+    "decoding": {"bottleneck": ["memory-bandwidth"], "granularity": ["step"]},
+    "decoding/kv-cache-compression": {"bottleneck": ["memory-capacity", "memory-bandwidth"], "granularity": ["token"]},
+    "decoding/kv-cache-compression/layer-level": {"granularity": ["layer"]},
+    "decoding/kv-cache-compression/head-level": {"granularity": ["head"]},
+    "decoding/kv-cache-compression/bit-level": {"granularity": ["bit"]},
+    "decoding/speculative-decoding": {"bottleneck": ["latency", "memory-bandwidth"], "granularity": ["step"]},
+    "decoding/speculative-decoding/training-free": {"training_free": True},
+    "decoding/speculative-decoding/training-aware": {"training_free": False},
+    "decoding/efficient-reasoning": {"bottleneck": ["latency"], "granularity": ["step"]},
+    "system": {"bottleneck": ["utilization"], "granularity": ["request"], "kind": "system"},
+    "system/memory-management": {"bottleneck": ["memory-capacity"], "granularity": ["token"]},
+    "system/kernels": {"bottleneck": ["memory-bandwidth"], "granularity": ["block"]},
+    "resources": {"bottleneck": [], "granularity": []},
+    "resources/models": {"kind": "model"},
+    "resources/benchmarks": {"kind": "benchmark"},
+    "resources/surveys": {"kind": "survey"},
+}
+
+TRAINING_FREE_YES = ("training-free", "training free", "plug-and-play", "plug and play", "without training",
+                     "without any training", "no training", "without fine-tuning", "without retraining",
+                     "tuning-free", "zero-shot")
+TRAINING_FREE_NO = ("fine-tune", "fine-tuning", "finetun", "we train", "trained", "distillation", "learnable",
+                    "end-to-end training", "instruction tuning", "pretrain", "pre-train")
+KIND_TERMS = {
+    "survey": ("survey", "a review", "comprehensive review"),
+    "benchmark": ("benchmark", "a dataset", "evaluation suite"),
+    "analysis": ("empirical study", "rethinking", "we revisit", "an analysis", "position paper"),
+}
+MODALITY_TERMS = {
+    "streaming-video": ("streaming video", "streaming", "online video", "real-time video", "live video"),
+    "video": ("video",),
+    "multi-image": ("multi-image", "multiple images", "interleaved"),
+}
+VISUAL_HINTS = ("vision", "visual", "image", "video", "multimodal", "multi-modal", "vlm", "mllm", "lvlm", "lmm")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One curated catalog paper as training data."""
+    id: str
+    text: str
+    placements: tuple[tuple[str, bool], ...]   # (node, primary)
+    bottleneck: tuple[str, ...]
+    granularity: tuple[str, ...]
+    modality: tuple[str, ...]
+    scenario: tuple[str, ...]
+    training_free: bool | None
+    kind: str
+
+    @classmethod
+    def from_paper(cls, p: Paper) -> "Example":
+        text = " ".join(x for x in (p.name, p.title, p.summary, p.abstract or "") if x)
+        return cls(id=p.id, text=text, placements=tuple((pl.node, pl.primary) for pl in p.placements),
+                   bottleneck=tuple(p.bottleneck), granularity=tuple(p.granularity), modality=tuple(p.modality),
+                   scenario=tuple(p.scenario), training_free=p.training_free, kind=p.kind)
+
+    @property
+    def primary(self) -> str:
+        return next(n for n, prim in self.placements if prim)
+
+
+@dataclass
+class Classification:
+    primary: str
+    confidence: float
+    node_scores: list[tuple[str, float]]            # best first
+    secondary: list[str]
+    stage: str                                       # a stage id, or "resources"
+    kind: str
+    bottleneck: list[str]
+    granularity: list[str]
+    modality: list[str]
+    scenario: list[str]
+    training_free: bool | None
+    matched_terms: dict[str, list[str]] = field(default_factory=dict)
+    neighbours: list[tuple[str, float]] = field(default_factory=list)
+    training_free_reason: str = ""
+
+    def category_ranking(self) -> list[str]:
+        """Section-level nodes (first two path parts), best first."""
+        out: list[str] = []
+        for node, _ in self.node_scores:
+            cat = category_of(node)
+            if cat not in out:
+                out.append(cat)
+        return out
+
+    def stage_ranking(self) -> list[str]:
+        out: list[str] = []
+        for node, _ in self.node_scores:
+            s = node.split("/")[0]
+            if s not in out:
+                out.append(s)
+        return out
+
+    def reasons(self) -> list[str]:
+        out = []
+        terms = self.matched_terms.get(self.primary) or next(iter(self.matched_terms.values()), [])
+        if terms:
+            out.append("matched terms: " + ", ".join(terms[:6]))
+        near = [(i, s) for i, s in self.neighbours[:3] if s >= 0.05]
+        if near:
+            out.append("nearest catalog papers: " + ", ".join(f"{i} ({s:.2f})" for i, s in near))
+        if self.training_free_reason:
+            out.append(self.training_free_reason)
+        return out
+
+
+def category_of(node: str) -> str:
+    return "/".join(node.split("/")[:2])
+
+
+def stage_of(node: str) -> str:
+    return node.split("/")[0]
+
+
+def _defaults(node: str) -> dict:
+    merged: dict = {}
+    parts = node.split("/")
+    for i in range(1, len(parts) + 1):
+        merged.update(NODE_DEFAULTS.get("/".join(parts[:i]), {}))
+    return merged
+
+
+class Classifier:
+    def __init__(self, taxonomy: Taxonomy, examples: Sequence[Example], node_terms: dict[str, tuple[str, ...]],
+                 node_cues: dict[str, tuple[str, ...]] | None = None, weights: tuple[float, float, float] = (W_PROTOTYPE, W_NEIGHBOURS, W_TERMS), k: int = K_NEIGHBOURS):
+        self.weights, self.k = weights, k
+        self.taxonomy = taxonomy
+        self.examples = list(examples)
+        self.node_terms = node_terms
+        self.node_cues = node_cues or {}
+        self.nodes = [n for n in taxonomy.nodes if n.view == "stage" and n.id != "resources"]
+        node_texts = {n.id: f"{n.label}. {n.description} {' '.join(node_terms.get(n.id, ()))}" for n in self.nodes}
+        self.tfidf = TfIdf([e.text for e in self.examples] + list(node_texts.values()))
+        self.vectors = [self.tfidf.vector(e.text) for e in self.examples]
+        self.prototypes: dict[str, Vector] = {}
+        for n in self.nodes:
+            acc: Vector = {}
+            add_into(acc, self.tfidf.vector(node_texts[n.id]), 1.0)
+            for ex, vec in zip(self.examples, self.vectors):
+                for node, primary in ex.placements:
+                    if node == n.id:
+                        add_into(acc, vec, 1.0 if primary else 0.6)
+                    elif node.startswith(n.id + "/"):
+                        add_into(acc, vec, ANCESTOR_SHARE)
+            self.prototypes[n.id] = normalised(acc)
+
+    @classmethod
+    def from_papers(cls, taxonomy: Taxonomy, papers: Sequence[Paper], config) -> "Classifier":
+        """Train on the curated (non-candidate) papers with the terms and cues of an IngestConfig."""
+        curated = [p for p in papers if not p.candidate]
+        return cls(taxonomy, [Example.from_paper(p) for p in curated], config.node_terms, config.node_cues)
+
+    def neighbours(self, vec: Vector, k: int = K_NEIGHBOURS, exclude: str | None = None) -> list[tuple[int, float]]:
+        sims = [(i, cosine(vec, v)) for i, v in enumerate(self.vectors) if self.examples[i].id != exclude]
+        sims.sort(key=lambda x: -x[1])
+        return sims[:k]
+
+    def max_similarity(self, text: str) -> float:
+        vec = self.tfidf.vector(text)
+        return max((cosine(vec, v) for v in self.vectors), default=0.0)
+
+    def classify(self, title: str, abstract: str = "", exclude: str | None = None) -> Classification:
+        text = f"{title}. {abstract}"
+        vec = self.tfidf.vector(text)
+        nbrs = self.neighbours(vec, k=self.k, exclude=exclude)
+        total_sim = sum(s for _, s in nbrs) or 1.0
+        votes: dict[str, float] = defaultdict(float)
+        for i, s in nbrs:
+            for node, primary in self.examples[i].placements:
+                share = (1.0 if primary else 0.5) * s / total_sim
+                votes[node] += share
+                for anc in self.taxonomy.ancestors(node):
+                    votes[anc.id] += 0.3 * share
+        term_hits = {node: matched_terms(text, terms) for node, terms in self.node_terms.items()}
+        cue_hits = {node: matched_terms(text, cues) for node, cues in self.node_cues.items()}
+        matched: dict[str, list[str]] = {}
+        scores = []
+        for n in self.nodes:
+            proto = cosine(vec, self.prototypes[n.id])
+            line = [*self.taxonomy.ancestors(n.id), n]   # terms and cues of a node hold for its subtree
+            own = list(dict.fromkeys(t for a in line for t in term_hits.get(a.id, ())))
+            cues = [c for c in dict.fromkeys(c for a in line for c in cue_hits.get(a.id, ())) if c not in own]
+            terms = min(1.0, 0.5 * len(own) + 0.25 * len(cues))
+            if own or cues:
+                matched[n.id] = own + cues
+            wp, wn, wt = self.weights
+            scores.append((n.id, wp * proto + wn * votes.get(n.id, 0.0) + wt * terms))
+        scores.sort(key=lambda x: -x[1])
+        primary = scores[0][0]
+        if self.taxonomy.node_by_id[primary].view != "stage":  # pragma: no cover - nodes are stage-view
+            primary = next(n for n, _ in scores if self.taxonomy.node_by_id[n].view == "stage")
+        best = scores[0][1] or 1e-9
+        runner = next((s for n, s in scores[1:] if not primary.startswith(n + "/") and not n.startswith(primary + "/")), 0.0)
+        confidence = max(0.0, min(1.0, 0.5 + (best - runner) / (2 * best))) * min(1.0, best / 0.25)
+        secondary = [n for n, s in scores[1:4]
+                     if s >= 0.8 * best and category_of(n) != category_of(primary) and stage_of(n) != "resources"]
+        facets = self._facets(primary, text, nbrs)
+        return Classification(
+            primary=primary, confidence=round(confidence, 3), node_scores=[(n, round(s, 4)) for n, s in scores],
+            secondary=secondary[:1], stage=stage_of(primary),
+            matched_terms=matched,
+            neighbours=[(self.examples[i].id, round(s, 3)) for i, s in nbrs], **facets,
+        )
+
+    # ---- facets ----
+    def _vote(self, field_name: str, items: list[tuple[Example, float]]) -> Counter:
+        c: Counter = Counter()
+        for ex, w in items:
+            for term in getattr(ex, field_name):
+                c[term] += w
+        return c
+
+    def _facets(self, primary: str, text: str, nbrs: list[tuple[int, float]]) -> dict:
+        low = text.lower()
+        defaults = _defaults(primary)
+        on_node = [(ex, 1.0) for ex in self.examples if ex.primary == primary]
+        near = [(self.examples[i], s) for i, s in nbrs]
+        kind = defaults.get("kind", "method")
+        for k, words in KIND_TERMS.items():
+            title = text.split(". ", 1)[0].lower()
+            if any(w in title for w in words):
+                kind = k
+                break
+
+        def pick(field_name: str) -> list[str]:
+            votes = self._vote(field_name, on_node) if on_node else Counter()
+            if not votes and field_name in defaults:
+                return list(defaults[field_name])
+            if not votes:
+                votes = self._vote(field_name, near)
+            if not votes:
+                return []
+            top = max(votes.values())
+            return [t for t, v in votes.most_common() if v >= 0.6 * top][:2]
+
+        bottleneck, granularity = pick("bottleneck"), pick("granularity")
+        modality = next(([m] for m, words in MODALITY_TERMS.items() if any(w in low for w in words)), None)
+        if modality == ["streaming-video"] and "video" not in low:
+            modality = None
+        if modality is None:
+            modality = ["general"] if any(h in low for h in VISUAL_HINTS) else ["text"]
+        scenario: list[str] = []
+        if stage_of(primary) != "resources":
+            scenario = ["streaming"] if modality == ["streaming-video"] else ["serving"] if primary.startswith("system/serving") else ["static"]
+        training_free: bool | None
+        reason = ""
+        yes = [w for w in TRAINING_FREE_YES if w in low]
+        no = [w for w in TRAINING_FREE_NO if w in low]
+        if kind in ("model", "benchmark", "survey", "system") or stage_of(primary) == "resources":
+            training_free = None
+        elif "training_free" in defaults:
+            training_free = defaults["training_free"]
+            reason = f"training_free from node {primary}"
+        elif yes:
+            training_free, reason = True, f"training_free: says {yes[0]!r}"
+        elif no:
+            training_free, reason = False, f"training_free: says {no[0]!r}"
+        else:
+            tf = Counter(ex.training_free for ex, _ in (on_node or near) if ex.training_free is not None)
+            training_free = tf.most_common(1)[0][0] if tf else None
+            reason = "training_free: majority of similar catalog papers" if tf else ""
+        return {"kind": kind, "bottleneck": bottleneck, "granularity": granularity, "modality": modality,
+                "scenario": scenario, "training_free": training_free, "training_free_reason": reason}

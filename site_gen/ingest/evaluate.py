@@ -1,0 +1,137 @@
+"""Measure the offline classifier and the relevance filter; prints the numbers.
+
+    python -m site_gen.ingest.evaluate [--papers DIR ...] [--labelled FILE]
+
+Leave-one-out: every curated paper in the given directories (default catalog/papers) is classified by a
+classifier trained on all the others, from its title and summary (and abstract when the file has one),
+and compared with its curated tags. Relevance: precision and recall of the relevance filter at the
+configured threshold on a labelled set of on-topic and off-topic abstracts (tests/data/relevance_labelled.yaml).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from .. import paths
+from ..taxonomy import load_taxonomy
+from .classify import Classifier, Example, category_of, stage_of
+from .config import load_config
+from .corpus import load_papers
+from .relevance import relevance
+
+LABELLED = paths.ROOT / "tests" / "data" / "relevance_labelled.yaml"
+
+
+def leave_one_out(classifier_factory, examples: list[Example]) -> dict:
+    n = len(examples)
+    hits = Counter()
+    confusion: Counter = Counter()
+    misses: list[str] = []
+    for i, ex in enumerate(examples):
+        clf = classifier_factory(examples[:i] + examples[i + 1:])
+        res = clf.classify(ex.text, "")
+        true_node, true_stage, true_cat = ex.primary, stage_of(ex.primary), category_of(ex.primary)
+        nodes = [nd for nd, _ in res.node_scores]
+        hits["stage"] += res.stage == true_stage
+        if true_stage != "resources":
+            hits["stage_methods_n"] += 1
+            hits["stage_methods"] += res.stage == true_stage
+        hits["category_top1"] += res.category_ranking()[0] == true_cat
+        hits["category_top3"] += true_cat in res.category_ranking()[:3]
+        hits["node_top1"] += nodes[0] == true_node
+        hits["node_top3"] += true_node in nodes[:3]
+        hits["any_placement_top3"] += any(nd in nodes[:3] for nd, _ in ex.placements)
+        hits["modality"] += set(res.modality) == set(ex.modality)
+        hits["kind"] += res.kind == ex.kind
+        if ex.training_free is not None:
+            hits["training_free_n"] += 1
+            hits["training_free"] += res.training_free == ex.training_free
+        if ex.bottleneck:
+            hits["bottleneck_n"] += 1
+            hits["bottleneck"] += bool(set(res.bottleneck) & set(ex.bottleneck))
+        if ex.granularity:
+            hits["granularity_n"] += 1
+            hits["granularity"] += bool(set(res.granularity) & set(ex.granularity))
+        if res.stage != true_stage:
+            confusion[(true_stage, res.stage)] += 1
+            misses.append(f"{ex.id}: {true_node} -> {res.primary}")
+    out = {"n": n}
+    for key in ("stage", "category_top1", "category_top3", "node_top1", "node_top3", "any_placement_top3",
+                "modality", "kind"):
+        out[key] = hits[key] / n if n else 0.0
+    for key in ("stage_methods", "training_free", "bottleneck", "granularity"):
+        m = hits[f"{key}_n"]
+        out[key] = hits[key] / m if m else 0.0
+        out[f"{key}_n"] = m
+    out["stage_confusion"] = dict(confusion)
+    out["stage_misses"] = misses
+    return out
+
+
+def relevance_eval(labelled_path: Path, settings, classifier: Classifier) -> dict:
+    items = yaml.safe_load(labelled_path.read_text(encoding="utf-8"))["items"]
+    tp = fp = fn = tn = 0
+    errors = []
+    for it in items:
+        sim = classifier.max_similarity(f"{it['title']}. {it['abstract']}")
+        rel = relevance(it["title"], it["abstract"], settings, sim)
+        predicted = rel.score >= settings.threshold
+        actual = it["label"] == "on"
+        tp += predicted and actual
+        fp += predicted and not actual
+        fn += (not predicted) and actual
+        tn += (not predicted) and not actual
+        if predicted != actual:
+            errors.append(f"{it['label']:>3} {rel.score:.2f} {it['title'][:90]}")
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {"n": len(items), "on": tp + fn, "off": fp + tn, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+            "precision": precision, "recall": recall, "errors": errors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m site_gen.ingest.evaluate", description=__doc__.splitlines()[0])
+    ap.add_argument("--papers", type=Path, action="append", help="directory of paper YAML files (repeatable); default catalog/papers")
+    ap.add_argument("--labelled", type=Path, default=LABELLED, help="labelled relevance set")
+    ap.add_argument("--verbose", "-v", action="store_true", help="list the stage errors and relevance errors")
+    args = ap.parse_args(argv)
+    tax = load_taxonomy()
+    cfg = load_config(taxonomy=tax)
+    papers = [p for p in load_papers(args.papers or [paths.PAPERS], tax) if not p.candidate]
+    examples = [Example.from_paper(p) for p in papers]
+    print(f"curated papers: {len(examples)} from {', '.join(str(d) for d in (args.papers or [paths.PAPERS]))}")
+    if len(examples) >= 2:
+        loo = leave_one_out(lambda exs: Classifier(tax, exs, cfg.node_terms, cfg.node_cues), examples)
+        print("leave-one-out (title + summary [+ abstract]):")
+        print(f"  stage accuracy, all papers (resources = 5th class) {loo['stage']:.1%}   (goal >= 90%)")
+        print(f"  stage accuracy, papers on the four stages {loo['stage_methods']:.1%} (n={loo['stage_methods_n']})")
+        print(f"  category top-1           {loo['category_top1']:.1%}")
+        print(f"  category top-3           {loo['category_top3']:.1%}   (goal >= 80%)")
+        print(f"  primary node top-1/top-3 {loo['node_top1']:.1%} / {loo['node_top3']:.1%}")
+        print(f"  any placement in top-3   {loo['any_placement_top3']:.1%}")
+        print(f"  kind                     {loo['kind']:.1%}")
+        print(f"  modality (exact set)     {loo['modality']:.1%}")
+        print(f"  training_free            {loo['training_free']:.1%} (n={loo['training_free_n']})")
+        print(f"  bottleneck (overlap)     {loo['bottleneck']:.1%} (n={loo['bottleneck_n']})")
+        print(f"  granularity (overlap)    {loo['granularity']:.1%} (n={loo['granularity_n']})")
+        if args.verbose:
+            for m in loo["stage_misses"]:
+                print("    stage miss:", m)
+    if args.labelled.exists():
+        rel = relevance_eval(args.labelled, cfg.relevance, Classifier(tax, examples, cfg.node_terms, cfg.node_cues))
+        print(f"relevance on {args.labelled.name}: {rel['n']} items ({rel['on']} on-topic, {rel['off']} off-topic), "
+              f"threshold {cfg.relevance.threshold}")
+        print(f"  precision {rel['precision']:.1%}  recall {rel['recall']:.1%}  "
+              f"(tp {rel['tp']}, fp {rel['fp']}, fn {rel['fn']}, tn {rel['tn']})")
+        if args.verbose:
+            for e in rel["errors"]:
+                print("    wrong:", e)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
