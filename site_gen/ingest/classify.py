@@ -161,8 +161,12 @@ def _defaults(node: str) -> dict:
 
 class Classifier:
     def __init__(self, taxonomy: Taxonomy, examples: Sequence[Example], node_terms: dict[str, tuple[str, ...]],
-                 node_cues: dict[str, tuple[str, ...]] | None = None, weights: tuple[float, float, float] = (W_PROTOTYPE, W_NEIGHBOURS, W_TERMS), k: int = K_NEIGHBOURS):
+                 node_cues: dict[str, tuple[str, ...]] | None = None, embedder=None, embedding_share: float = 0.5,
+                 weights: tuple[float, float, float] = (W_PROTOTYPE, W_NEIGHBOURS, W_TERMS), k: int = K_NEIGHBOURS):
         self.weights, self.k = weights, k
+        # Optional: an object with encode(texts) -> unit vectors (site_gen.ingest.embed.SentenceEmbedder);
+        # neighbour similarity then blends TF-IDF and embedding cosine.
+        self.embedder, self.embedding_share = embedder, embedding_share
         self.taxonomy = taxonomy
         self.examples = list(examples)
         self.node_terms = node_terms
@@ -171,6 +175,7 @@ class Classifier:
         node_texts = {n.id: f"{n.label}. {n.description} {' '.join(node_terms.get(n.id, ()))}" for n in self.nodes}
         self.tfidf = TfIdf([e.text for e in self.examples] + list(node_texts.values()))
         self.vectors = [self.tfidf.vector(e.text) for e in self.examples]
+        self.embeddings = embedder.encode([e.text for e in self.examples]) if embedder else None
         self.prototypes: dict[str, Vector] = {}
         for n in self.nodes:
             acc: Vector = {}
@@ -189,8 +194,17 @@ class Classifier:
         curated = [p for p in papers if not p.candidate]
         return cls(taxonomy, [Example.from_paper(p) for p in curated], config.node_terms, config.node_cues)
 
-    def neighbours(self, vec: Vector, k: int = K_NEIGHBOURS, exclude: str | None = None) -> list[tuple[int, float]]:
-        sims = [(i, cosine(vec, v)) for i, v in enumerate(self.vectors) if self.examples[i].id != exclude]
+    def similarities(self, vec: Vector, text: str) -> list[float]:
+        sims = [cosine(vec, v) for v in self.vectors]
+        if self.embeddings is not None:
+            e = self.embedder.encode([text])[0]
+            b = self.embedding_share
+            sims = [(1 - b) * s + b * sum(x * y for x, y in zip(e, emb)) for s, emb in zip(sims, self.embeddings)]
+        return sims
+
+    def neighbours(self, vec: Vector, k: int = K_NEIGHBOURS, exclude: str | None = None,
+                   text: str = "") -> list[tuple[int, float]]:
+        sims = [(i, s) for i, s in enumerate(self.similarities(vec, text)) if self.examples[i].id != exclude]
         sims.sort(key=lambda x: -x[1])
         return sims[:k]
 
@@ -201,7 +215,7 @@ class Classifier:
     def classify(self, title: str, abstract: str = "", exclude: str | None = None) -> Classification:
         text = f"{title}. {abstract}"
         vec = self.tfidf.vector(text)
-        nbrs = self.neighbours(vec, k=self.k, exclude=exclude)
+        nbrs = self.neighbours(vec, k=self.k, exclude=exclude, text=text)
         total_sim = sum(s for _, s in nbrs) or 1.0
         votes: dict[str, float] = defaultdict(float)
         for i, s in nbrs:
