@@ -26,5 +26,16 @@ test: venv
 validate: venv
 	$(PY) -m site_gen validate
 
+# The website: generate Markdown from the catalog into build/docs, then build it strictly into site/.
+export NO_MKDOCS_2_WARNING := 1
+site: venv
+	$(PY) -m site_gen build
+	$(PY) -m mkdocs build --strict --site-dir site
+
+# Serve it on http://127.0.0.1:8000 (rerun after editing the catalog to regenerate the pages).
+serve: venv
+	$(PY) -m site_gen build
+	$(PY) -m mkdocs serve --strict --dev-addr 127.0.0.1:8000
+
 clean:
 	rm -rf build site .pytest_cache

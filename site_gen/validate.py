@@ -6,6 +6,7 @@ Nothing here raises on bad input; `validate_catalog` returns a `Report`.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import unicodedata
 from collections import defaultdict
@@ -65,10 +66,16 @@ def method_names(methods_dir: Path = paths.METHODS) -> set[str]:
 
 
 def _display(path: Path) -> str:
+    """The path as printed in messages: relative to the repository root when inside it."""
+    return f"{_display_dir(path.parent)}/{path.name}" if path.name else str(path)
+
+
+@functools.lru_cache(maxsize=64)
+def _display_dir(directory: Path) -> str:
     try:
-        return str(path.resolve().relative_to(paths.ROOT))
+        return str(directory.resolve().relative_to(paths.ROOT))
     except ValueError:
-        return str(path)
+        return str(directory)
 
 
 # ---------------------------------------------------------------- one file
@@ -106,6 +113,28 @@ def _model_at(loc: tuple):
     return model
 
 
+def _narrow(parsed: ParsedYaml, loc: tuple, msg: str) -> tuple:
+    """Point a list-level error ("unknown X 'v'") at the list item that holds 'v'."""
+    m = re.match(r"unknown [\w ]+ '([^']*)'", msg)
+    value = _get(parsed.data, loc)
+    if m and isinstance(value, list):
+        for i, item in enumerate(value):
+            if item == m.group(1):
+                return loc + (i,)
+            if isinstance(item, dict) and m.group(1) in (item.get("node"),):
+                return loc + (i, "node")
+    return loc
+
+
+def _get(data: Any, loc: tuple) -> Any:
+    for part in loc:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
 def _schema_problem(err: dict, parsed: ParsedYaml, display: str) -> Problem:
     loc = tuple(err["loc"])
     kind = err["type"]
@@ -122,10 +151,10 @@ def _schema_problem(err: dict, parsed: ParsedYaml, display: str) -> Problem:
         line, col = _locate(parsed, loc[:-1]) if len(loc) > 1 else (2, 1)
         return Problem(display, line, col, f"missing required key '{where}'",
                        f"add '{loc[-1]}:' (see catalog/papers/fastv.yaml for a complete entry)")
-    line, col = _locate(parsed, loc)
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+    line, col = _locate(parsed, _narrow(parsed, loc, msg))
     hint = ""
     if kind in ("url_parsing", "url_scheme", "url_type"):
         hint = "write an absolute http:// or https:// URL"
@@ -183,28 +212,33 @@ def normalise_title(title: str) -> str:
     return " ".join(text.split())
 
 
-def _blocking_keys(norm: str) -> set[str]:
-    words = [w for w in norm.split() if w not in _STOPWORDS and len(w) > 2]
-    longest = sorted(set(words), key=lambda w: (-len(w), w))[:3]
-    return set(longest)
+def _significant_words(norm: str) -> list[str]:
+    return [w for w in norm.split() if w not in _STOPWORDS and len(w) > 2]
 
 
 def near_duplicate_titles(papers: list[tuple[str, str]], ratio: float = NEAR_DUPLICATE_RATIO) -> list[tuple[str, str, float]]:
     """Pairs (id_a, id_b, similarity) of titles that are equal or nearly equal after normalisation.
 
-    Candidate pairs share one of their three longest significant words; only those are compared,
-    which keeps this near-linear for large catalogs.
+    Blocking keeps this near-linear for large catalogs: two titles are compared only if they share a
+    pair among their four rarest significant words (near-duplicates share almost all words), and only
+    if their word sets overlap by at least 60%. Titles whose numbers differ are never paired
+    ("... Layer 2" vs "... Layer 3", "Qwen2-VL" vs "Qwen2.5-VL" are different works).
     """
     norms = {pid: normalise_title(t) for pid, t in papers}
-    blocks: dict[str, list[str]] = defaultdict(list)
-    for pid, norm in norms.items():
-        for key in _blocking_keys(norm) or {norm}:
-            blocks[key].append(pid)
+    words = {pid: _significant_words(n) for pid, n in norms.items()}
+    freq: dict[str, int] = defaultdict(int)
+    for ws in words.values():
+        for w in set(ws):
+            freq[w] += 1
+    blocks: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for pid, ws in words.items():
+        rare = sorted(set(ws), key=lambda w: (freq[w], w))[:4]
+        keys = {(a, b) for i, a in enumerate(rare) for b in rare[i + 1:]} or {(norms[pid],)}
+        for key in keys:
+            blocks[tuple(sorted(key))].append(pid)
     seen: set[tuple[str, str]] = set()
     out = []
     for ids in blocks.values():
-        if len(ids) < 2:
-            continue
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:
                 pair = (a, b) if a < b else (b, a)
@@ -215,11 +249,15 @@ def near_duplicate_titles(papers: list[tuple[str, str]], ratio: float = NEAR_DUP
                 if na == nb:
                     out.append((pair[0], pair[1], 1.0))
                     continue
-                sm = difflib.SequenceMatcher(None, na, nb, autojunk=False)
-                if sm.real_quick_ratio() >= ratio and sm.quick_ratio() >= ratio:
-                    r = sm.ratio()
-                    if r >= ratio:
-                        out.append((pair[0], pair[1], round(r, 3)))
+                if re.findall(r"\d+", na) != re.findall(r"\d+", nb):
+                    continue
+                wa, wb = set(na.split()), set(nb.split())
+                if len(wa & wb) / max(len(wa | wb), 1) < 0.6:
+                    continue
+                r = difflib.SequenceMatcher(None, na, nb, autojunk=False).ratio()
+                if r >= ratio:
+                    out.append((pair[0], pair[1], round(r, 3)))
+    # exact duplicates whose words are all stopwords or short fall in the (norm,) blocks above
     return sorted(out)
 
 

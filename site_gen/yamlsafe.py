@@ -66,28 +66,54 @@ def _scan_anchors(text: str) -> list[YamlProblem]:
     return problems
 
 
-def _walk(node, path: Path_, out: ParsedYaml) -> None:
-    out.positions[path] = _pos(node.start_mark)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, tuple[int, int]] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            kpos = _pos(key_node.start_mark)
-            if key is None:
-                out.problems.append(YamlProblem(*kpos, "mapping keys must be plain strings", "write 'key: value'"))
-                continue
-            if key in seen:
-                first = seen[key]
-                out.problems.append(YamlProblem(
-                    *kpos, f"duplicate key '{key}' (first defined at line {first[0]})",
-                    f"keep one '{key}:' entry; YAML readers silently keep only the last one"))
-                continue
-            seen[key] = kpos
-            out.key_positions[path + (key,)] = kpos
-            _walk(value_node, path + (key,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk(item, path + (i,), out)
+_BOOL = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+_constructor = yaml.constructor.SafeConstructor()
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    """Convert a scalar by its resolved tag (what PyYAML's SafeConstructor would produce)."""
+    tag, value = node.tag, node.value
+    if tag == "tag:yaml.org,2002:str":
+        return value
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == "tag:yaml.org,2002:bool":
+        return _BOOL[value.lower()]
+    if tag == "tag:yaml.org,2002:int" and value.lstrip("-+").isdigit():
+        return int(value)
+    return _constructor.construct_object(node, deep=True)  # floats, timestamps, exotic ints
+
+
+def _walk(node, path: Path_, out: ParsedYaml) -> Any:
+    """Record positions, reject duplicate keys, and build the Python value in one pass."""
+    out.positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.ScalarNode):
+        return _scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return [_walk(item, path + (i,), out) for i, item in enumerate(node.value)]
+    if not isinstance(node, yaml.MappingNode):  # pragma: no cover - no other node kinds exist
+        raise yaml.YAMLError(f"unexpected node {node!r}")
+    result: dict[str, Any] = {}
+    seen: dict[str, tuple[int, int]] = {}
+    for key_node, value_node in node.value:
+        kpos = _pos(key_node.start_mark)
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:merge":
+            out.problems.append(YamlProblem(*kpos, "YAML merge keys ('<<') are not allowed in catalog files",
+                                            "write the merged keys out in full"))
+            continue
+        if not isinstance(key_node, yaml.ScalarNode):
+            out.problems.append(YamlProblem(*kpos, "mapping keys must be plain strings", "write 'key: value'"))
+            continue
+        key = key_node.value
+        if key in seen:
+            out.problems.append(YamlProblem(
+                *kpos, f"duplicate key '{key}' (first defined at line {seen[key][0]})",
+                f"keep one '{key}:' entry; YAML readers silently keep only the last one"))
+            continue
+        seen[key] = kpos
+        out.key_positions[path + (key,)] = kpos
+        result[key] = _walk(value_node, path + (key,), out)
+    return result
 
 
 def read_yaml(raw: bytes, max_bytes: int = MAX_BYTES) -> ParsedYaml:
@@ -130,10 +156,10 @@ def read_yaml(raw: bytes, max_bytes: int = MAX_BYTES) -> ParsedYaml:
                 out.problems.append(YamlProblem(*_pos(node.start_mark), "the document must be a mapping of keys to values",
                                                 "start with 'id: your-paper-id' on the first line after the comment"))
                 return out
-            _walk(node, (), out)
+            data = _walk(node, (), out)
             if out.problems:
                 return out
-            out.data = loader.construct_document(node)
+            out.data = data
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:

@@ -1,0 +1,41 @@
+"""The Exports page and its downloadable files, produced by `site_gen.exports.render_export`."""
+from __future__ import annotations
+
+from ..context import RenderContext
+from ..escape import front_matter_title
+from ..registry import register_page_builder
+
+FILES = {  # export format -> (file name, what it is)
+    "json": ("lvlm-atlas.json", "JSON: every field of every paper, as in the YAML files"),
+    "yaml": ("lvlm-atlas.yaml", "YAML: one document with every paper"),
+    "csv": ("lvlm-atlas.csv", "CSV: one row per paper, for spreadsheets"),
+    "bibtex": ("lvlm-atlas.bib", "BibTeX: one entry per paper, with full author lists"),
+    "csljson": ("lvlm-atlas.csl.json", "CSL-JSON: for Zotero, Pandoc and other citation managers"),
+}
+
+
+def download_path(fmt: str) -> str:
+    return f"downloads/{FILES[fmt][0]}" if fmt in FILES else f"downloads/lvlm-atlas.{fmt}"
+
+
+def exports_page(ctx: RenderContext, formats: list[str]) -> str:
+    ctx = ctx.at("exports.md")
+    lines = ["---", front_matter_title("Exports"), "---", "", "# Exports", "",
+             f"The whole catalog ({len(ctx.papers)} papers), regenerated with every build of this site. "
+             "The same files come from `python -m site_gen export FORMAT` in a checkout.", "",
+             "| Format | Download | Contents |", "|---|---|---|"]
+    for fmt in formats:
+        name, what = FILES.get(fmt, (download_path(fmt).split("/")[-1], fmt))
+        lines.append(f"| {fmt} | [{name}]({ctx.link(download_path(fmt))}) | {what} |")
+    lines += ["", "Licence: the catalog data is MIT-licensed, like the code.", ""]
+    return "\n".join(lines)
+
+
+@register_page_builder
+def export_pages(ctx: RenderContext):
+    from ...exports import FORMATS, render_export
+
+    formats = list(FORMATS)
+    yield "exports.md", exports_page(ctx, formats)
+    for fmt in formats:
+        yield download_path(fmt), render_export(ctx.catalog, fmt)

@@ -1,0 +1,31 @@
+"""Shared helpers for the methods tests: tiny models and a deterministic noise image."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from PIL import Image
+
+TINY = ["tiny-llava", "tiny-llava-next", "tiny-qwen2-vl", "tiny-qwen2.5-vl"]
+
+
+def noise_image(seed: int = 0, size=(200, 150)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+
+
+@functools.lru_cache(maxsize=None)
+def bundle(name: str, attn: str = "sdpa", dtype: str = "float32"):
+    from methods import presets
+
+    torch.set_grad_enabled(False)
+    return presets.load(name, attn=attn, dtype=dtype)
+
+
+def inputs(b, prompt: str = "Describe the picture.", seed: int = 0) -> dict:
+    return b.inputs(noise_image(seed), prompt)
+
+
+def hook_count(model) -> int:
+    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules())

@@ -1,0 +1,94 @@
+"""Exports are deterministic, complete and well-formed."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from site_gen.catalog import load_catalog
+from site_gen.exports import FORMATS, bibtex_entry, render_export
+from site_gen.stats import catalog_stats
+from tests.catalog_factory import paper_dict, write_paper
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = {"id", "title", "authors", "year", "venue", "arxiv", "doi", "url", "code", "stages", "placements",
+            "bottleneck", "granularity", "modality", "training_free", "method"}
+
+
+@pytest.fixture()
+def small_catalog(tmp_path):
+    papers = tmp_path / "papers"
+    write_paper(papers, paper_dict(1))
+    write_paper(papers, paper_dict(2, status="preprint", venue=None, authors=["Émile Zoë Ünal", "R. {Brace} & Co_1"]))
+    write_paper(papers, paper_dict(3, venue="TMLR", kind="method", identifiers={"arxiv": "2403.00003", "doi": "10.1234/abc_def"},
+                                   links={"paper": "https://arxiv.org/abs/2403.00003"}, date="2024-03"))
+    return load_catalog(papers)
+
+
+def test_json_export_fields_and_determinism(small_catalog):
+    first = render_export(small_catalog, "json")
+    assert first == render_export(small_catalog, "json")
+    rows = json.loads(first)
+    assert [r["id"] for r in rows] == ["example-method-1", "example-method-2", "example-method-3"]
+    assert REQUIRED <= set(rows[0])
+    assert rows[0]["stages"] == ["prefilling"] and rows[0]["authors"] == ["Ada Lovelace", "Alan Turing"]
+
+
+def test_yaml_and_csv_round_trip(small_catalog):
+    assert yaml.safe_load(render_export(small_catalog, "yaml")) == json.loads(render_export(small_catalog, "json"))
+    rows = list(csv.DictReader(io.StringIO(render_export(small_catalog, "csv"))))
+    assert len(rows) == 3 and rows[1]["authors"] == "Émile Zoë Ünal; R. {Brace} & Co_1"
+
+
+def test_bibtex_entry_types_and_escaping(small_catalog):
+    by_id = small_catalog.by_id
+    conf = bibtex_entry(by_id["example-method-1"])
+    assert conf.startswith("@inproceedings{lovelace2024examplemethod1,")
+    assert "  author = {Ada Lovelace and Alan Turing}," in conf and "  booktitle = {ECCV 2024}," in conf
+    pre = bibtex_entry(by_id["example-method-2"])
+    assert pre.startswith("@misc{unal2024examplemethod2,")
+    assert r"author = {Émile Zoë Ünal and R. \{Brace\} \& Co\_1}" in pre
+    journal = bibtex_entry(by_id["example-method-3"])
+    assert journal.startswith("@article{") and "  journal = {TMLR}," in journal and r"doi = {10.1234/abc\_def}" in journal
+    # every entry has balanced braces
+    for entry in render_export(small_catalog, "bibtex").split("\n@"):
+        body = re.sub(r"\\[{}]", "", entry)
+        assert body.count("{") == body.count("}")
+
+
+def test_csljson(small_catalog):
+    items = json.loads(render_export(small_catalog, "csljson"))
+    assert items[0]["type"] == "paper-conference"
+    assert items[0]["author"][0] == {"given": "Ada", "family": "Lovelace"}
+    assert items[1]["type"] == "article" and items[1]["publisher"] == "arXiv"
+    assert items[2]["type"] == "article-journal" and items[2]["DOI"] == "10.1234/abc_def"
+
+
+def test_unknown_format_message(small_catalog):
+    with pytest.raises(ValueError, match="unknown export format 'xml'; choose one of: json, yaml, csv, bibtex, csljson"):
+        render_export(small_catalog, "xml")
+
+
+def test_stats_counts(small_catalog):
+    stats = catalog_stats(small_catalog)
+    assert stats["papers"] == 3 and stats["stages"] == {"prefilling": 3}
+    assert stats["categories"]["prefilling/token-compression"] == 3
+    assert stats["categories"]["dimensions/token-compression/image"] == 3
+    assert stats["years"] == {2024: 3}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_cli_export_writes_file_atomically(tmp_path, fmt):
+    out = tmp_path / f"catalog.{fmt}"
+    result = subprocess.run([sys.executable, "-m", "site_gen", "export", "--format", fmt, "-o", str(out)],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text(encoding="utf-8") == render_export(load_catalog(), fmt)
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temp files left behind

@@ -1,0 +1,193 @@
+"""Triton kernels against their torch references.
+
+On CPU the kernels run under Triton's interpreter. ``TRITON_INTERPRET=1`` only takes effect if it is
+set before the *first* ``import triton`` of the process (triton's own ``tl.zeros``/``tl.sum`` are
+decorated when triton is imported), so this module sets it before importing triton. If something
+imported triton earlier in this pytest process (loading a transformers model does), the in-process
+interpreter tests are skipped and ``test_interpreter_suite_in_fresh_process`` reruns this file in a
+subprocess with the variable set. CUDA tests run the compiled kernels and need a GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+HAS_CUDA = torch.cuda.is_available()
+TRITON_PRELOADED = "triton" in sys.modules
+if not TRITON_PRELOADED and not HAS_CUDA:
+    os.environ["TRITON_INTERPRET"] = "1"  # must precede the first `import triton`
+
+triton = pytest.importorskip("triton")
+import triton.language as tl  # noqa: E402
+from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
+
+from kernels import attention_scores as scores_i  # noqa: E402
+from kernels import kv_quant as quant_i  # noqa: E402
+
+INTERPRETED = isinstance(tl.zeros, InterpretedFunction) and isinstance(scores_i._lse_kernel, InterpretedFunction)
+interp = pytest.mark.skipif(
+    not INTERPRETED, reason="triton was imported before TRITON_INTERPRET=1 could be set; see the subprocess test"
+)
+
+
+@pytest.mark.skipif(INTERPRETED or HAS_CUDA, reason="the interpreter tests already ran in this process")
+def test_interpreter_suite_in_fresh_process():
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout
+
+
+# ------------------------------------------------------------------ attention-score accumulation
+SCORE_SHAPES = [
+    # B, Hq, Hkv, L, N, D
+    (1, 4, 2, 1, 70, 32),  # last token, GQA 2:1
+    (1, 2, 2, 7, 45, 16),  # observation window
+    (2, 4, 1, 37, 37, 24),  # all queries, MQA, head_dim not a power of two
+]
+
+
+@interp
+@pytest.mark.parametrize("shape", SCORE_SHAPES)
+def test_score_kernel_matches_reference(shape):
+    B, Hq, Hkv, L, N, D = shape
+    g = torch.Generator().manual_seed(sum(shape))
+    q = torch.randn(B, Hq, L, D, generator=g)
+    k = torch.randn(B, Hkv, N, D, generator=g) * 2.0
+    got = scores_i.accumulated_attention(q, k, backend="triton")
+    want = scores_i.accumulated_attention_reference(q, k)
+    assert got.shape == (B, Hq, N)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    # each query row is a distribution: the column sums add up to the number of queries
+    torch.testing.assert_close(got.sum(-1), torch.full((B, Hq), float(L)), rtol=1e-4, atol=1e-4)
+
+
+@interp
+def test_score_kernel_is_causal_and_takes_explicit_positions():
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(1, 2, 3, 16, generator=g)
+    k = torch.randn(1, 2, 40, 16, generator=g)
+    pos = torch.tensor([5, 20, 39])
+    got = scores_i.accumulated_attention(q, k, q_positions=pos, backend="triton")
+    torch.testing.assert_close(got, scores_i.accumulated_attention_reference(q, k, pos), rtol=1e-4, atol=1e-5)
+    assert torch.all(got[..., 40:] == 0)
+    # keys after the last query's position get nothing; keys 21..39 only from the query at 39
+    only_last = scores_i.accumulated_attention_reference(q[:, :, 2:], k, pos[2:])
+    torch.testing.assert_close(got[..., 21:], only_last[..., 21:], rtol=1e-4, atol=1e-6)
+
+
+def test_score_chunked_torch_path_matches_reference():
+    g = torch.Generator().manual_seed(4)
+    q = torch.randn(1, 2, 600, 8, generator=g)
+    k = torch.randn(1, 1, 600, 8, generator=g)
+    got = scores_i.accumulated_attention(q, k, backend="torch")
+    torch.testing.assert_close(got, scores_i.accumulated_attention_reference(q, k), rtol=1e-4, atol=1e-4)
+
+
+def test_score_errors_are_explained():
+    with pytest.raises(ValueError, match="not a multiple"):
+        scores_i.accumulated_attention(torch.randn(1, 3, 1, 8), torch.randn(1, 2, 4, 8))
+    with pytest.raises(ValueError, match="q_positions"):
+        scores_i.accumulated_attention(torch.randn(1, 2, 5, 8), torch.randn(1, 2, 3, 8))
+
+
+# ------------------------------------------------------------------ quantize / pack
+@interp
+@pytest.mark.parametrize("bits", [2, 4])
+@pytest.mark.parametrize("mode,shape,group", [("channel", (1, 2, 64, 32), 32), ("token", (2, 2, 37, 32), 16)])
+def test_quantize_kernel_matches_reference_and_bound(bits, mode, shape, group):
+    g = torch.Generator().manual_seed(bits)
+    x = torch.randn(*shape, generator=g) * 3
+    got = quant_i.quantize(x, bits, group, mode, backend="triton")
+    want = quant_i.quantize_reference(x, bits, group, mode)
+    assert torch.equal(got.codes, want.codes)
+    torch.testing.assert_close(got.scale, want.scale)
+    torch.testing.assert_close(got.minimum, want.minimum)
+    # the bit width bounds the error: half a quantization step of the element's group
+    err = (quant_i.dequantize(want) - x).abs()
+    dim = 2 if mode == "channel" else 3
+    half_step = want.scale.repeat_interleave(group, dim=dim) / 2
+    assert torch.all(err <= half_step * (1 + 1e-5) + 1e-6)
+    assert want.codes.dtype == torch.uint8 and want.codes.shape[-1] == shape[-1] * bits // 8
+
+
+def test_quantize_constant_group_is_exact_and_bad_layouts_rejected():
+    x = torch.ones(1, 1, 32, 16) * 0.75
+    qt = quant_i.quantize_reference(x, 2, 32, "channel")
+    assert torch.equal(quant_i.dequantize(qt), x)
+    with pytest.raises(ValueError, match="multiple of group"):
+        quant_i.quantize_reference(torch.randn(1, 1, 30, 16), 2, 32, "channel")
+    with pytest.raises(ValueError, match="bits"):
+        quant_i.quantize_reference(torch.randn(1, 1, 32, 16), 3, 32, "channel")
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_bf16_two_bit_footprint(bits):
+    x = torch.randn(1, 4, 256, 128, dtype=torch.bfloat16)
+    kq = quant_i.quantize_reference(x, bits, 32, "channel")
+    vq = quant_i.quantize_reference(x, bits, 32, "token")
+    ratio = (kq.nbytes + vq.nbytes) / (2 * x.numel() * x.element_size())
+    assert ratio == pytest.approx(bits / 16 + 2 * 16 / 32 / 16)  # codes + (scale, min) per 32-element group
+    if bits == 2:
+        assert ratio <= 0.2
+
+
+# ------------------------------------------------------------------ fused decode attention
+@interp
+@pytest.mark.parametrize("bits", [2, 4])
+@pytest.mark.parametrize("residual", [0, 5])
+def test_decode_kernel_matches_reference(bits, residual):
+    g = torch.Generator().manual_seed(10 + bits + residual)
+    k = torch.randn(1, 2, 64, 32, generator=g)
+    v = torch.randn(1, 2, 64, 32, generator=g)
+    q = torch.randn(1, 4, 1, 32, generator=g)
+    kr = torch.randn(1, 2, residual, 32, generator=g)
+    vr = torch.randn(1, 2, residual, 32, generator=g)
+    qk = quant_i.quantize_reference(k, bits, 32, "channel")
+    qv = quant_i.quantize_reference(v, bits, 16, "token")
+    got = quant_i.decode_attention(q, qk, qv, kr, vr, backend="triton")
+    want = quant_i.decode_attention_reference(q, qk, qv, kr, vr)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_decode_reference_equals_full_precision_attention_on_dequantized_cache():
+    g = torch.Generator().manual_seed(1)
+    k, v = torch.randn(1, 1, 32, 8, generator=g), torch.randn(1, 1, 32, 8, generator=g)
+    q = torch.randn(1, 1, 1, 8, generator=g)
+    qk, qv = quant_i.quantize_reference(k, 4, 32, "channel"), quant_i.quantize_reference(v, 4, 8, "token")
+    kd, vd = quant_i.dequantize(qk), quant_i.dequantize(qv)
+    want = torch.softmax(q @ kd.transpose(-1, -2) / math.sqrt(8), -1) @ vd
+    torch.testing.assert_close(quant_i.decode_attention_reference(q, qk, qv), want)
+
+
+# ------------------------------------------------------------------ CUDA (compiled kernels)
+cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+
+
+@cuda
+def test_cuda_kernels_match_references():
+    attention_scores, kv_quant = scores_i, quant_i
+
+    q = torch.randn(1, 8, 64, 128, device="cuda", dtype=torch.float16)
+    k = torch.randn(1, 2, 1024, 128, device="cuda", dtype=torch.float16)
+    torch.testing.assert_close(
+        attention_scores.accumulated_attention(q, k),
+        attention_scores.accumulated_attention_reference(q, k), rtol=2e-3, atol=2e-3,
+    )
+    kq = kv_quant.quantize(k, 2, 32, "channel")
+    torch.testing.assert_close(kq.codes, kv_quant.quantize_reference(k, 2, 32, "channel").codes)
+    vq = kv_quant.quantize(k, 2, 32, "token")
+    q1 = q[:, :, :1]
+    torch.testing.assert_close(
+        kv_quant.decode_attention(q1, kq, vq), kv_quant.decode_attention_reference(q1, kq, vq), rtol=2e-3, atol=2e-3
+    )

@@ -1,0 +1,352 @@
+"""The generated website: every paper has a page, every category its table, facets, explorer data,
+feed, exports, method cards, determinism, and the extension registry."""
+from __future__ import annotations
+
+import filecmp
+import json
+import re
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from site_gen.exports import FORMATS, bibtex_entry, render_export
+from site_gen.render import build_site, registry, urls
+from site_gen.render.build import BuildError
+from site_gen.render.cards import SiteDataError
+from tests.site_helpers import built_site, catalog_entries, generate, write_tree
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+class _Tables(HTMLParser):
+    """Collects the rows of every <table> in <article> as lists of cell texts, plus link targets."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tables: list[list[list[str]]] = []
+        self.links: list[str] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "a":
+            self.links.append(dict(attrs).get("href") or "")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self.tables and self.tables[-1]:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(path: Path) -> _Tables:
+    p = _Tables()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+def html_of(site: Path, md_path: str) -> Path:
+    url = urls.page_url(md_path).partition("#")[0]
+    return site / url / "index.html" if url.endswith("/") or url == "" else site / url
+
+
+@pytest.fixture(scope="module")
+def tree():
+    return built_site()
+
+
+def test_every_paper_has_a_page_with_its_metadata(tree):
+    for p in tree.catalog.papers:
+        page = html_of(tree.site, urls.paper(p.id))
+        assert page.is_file(), f"no page for {p.id}"
+        text = page.read_text(encoding="utf-8")
+        assert f'id="bibtex-{p.id}"' in text
+        for code in p.links.code:
+            assert "https://github.com/example/" in text
+    fast = html_of(tree.site, urls.paper("fastprune")).read_text(encoding="utf-8")
+    assert "Ada Lovelace, Alan Turing" in fast
+    assert "../../facets/bottleneck/#compute" in fast            # tags link to facet sections
+    assert "../../categories/prefilling/token-compression/attention-guided/" in fast
+
+
+def test_every_category_page_has_its_method_table(tree):
+    tax = tree.catalog.taxonomy
+    from site_gen.render.context import Indexes
+
+    idx = Indexes(tree.catalog, {}, [])
+    placed = 0
+    for node in tax.nodes:
+        page = html_of(tree.site, urls.category(node.id))
+        assert page.is_file(), node.id
+        papers = idx.direct.get(node.id, [])     # each paper is a row where it is placed, not on ancestors
+        parsed = parse(page)
+        if not papers:
+            empty = ("All papers are in the sub-categories" if tax.children(node.id, node.view)
+                     else "No papers in this category yet")
+            assert empty in page.read_text(encoding="utf-8"), node.id
+            continue
+        placed += 1
+        method_tables = [t for t in parsed.tables if t and t[0][:2] == ["Method", "Venue"]]
+        assert len(method_tables) == 1, node.id
+        rows = method_tables[0][1:]
+        assert len(rows) == len(papers), node.id
+        assert rows[0][0] and all(len(r) == 7 for r in rows)
+        assert sorted(r[0].removesuffix(" runnable").removesuffix(" candidate") for r in rows) == sorted(p.name for p in papers)
+    assert placed >= 6
+    # every paper is in the table of its primary category
+    for p in tree.catalog.papers:
+        rows = [r for t in parse(html_of(tree.site, urls.category(p.primary_node))).tables for r in t[1:]]
+        assert any(r[0].removesuffix(" runnable") == p.name for r in rows), p.id
+
+
+def test_runnable_badge_links_the_method_card_and_results_fill_the_slots(tree):
+    cat_page = html_of(tree.site, urls.category("prefilling/token-compression/attention-guided"))
+    rows = {r[0]: r for t in parse(cat_page).tables for r in t[1:]}
+    assert any(name.startswith("Fastprune") and "runnable" in name for name in rows)
+    paper = html_of(tree.site, urls.paper("fastprune")).read_text(encoding="utf-8")
+    assert "../../methods/fastprune/" in paper
+    assert "python -m methods run fastprune --model tiny-llava" in paper
+    assert 'data-slot="run"' not in paper and 'data-slot="results"' not in paper
+    assert 'data-slot="citations"' not in paper                  # filled by the citation-graph section
+    assert "12.5" in paper                                        # measured TTFT in the results table
+    other = html_of(tree.site, urls.paper("kvsqueeze")).read_text(encoding="utf-8")
+    for slot in registry.SLOTS:
+        if slot == "citations":  # the citation-graph section fills this slot on every paper page
+            assert f'data-slot="{slot}"' not in other
+        else:
+            assert f'data-slot="{slot}"' in other
+    card = html_of(tree.site, urls.method("fastprune")).read_text(encoding="utf-8")
+    for expected in ("LLaVA-1.5-7B", "60.1", "576", "tiny-llava", "abc123", "How to run"):
+        assert expected in card
+
+
+def test_builds_on_links_both_ways(tree):
+    merge = html_of(tree.site, urls.paper("mergeall")).read_text(encoding="utf-8")
+    fast = html_of(tree.site, urls.paper("fastprune")).read_text(encoding="utf-8")
+    assert "Builds on:" in merge and 'href="../../papers/fastprune/"' in merge
+    assert "Extended by:" in fast and 'href="../../papers/mergeall/"' in fast
+
+
+def _section_links(page: Path, slug: str) -> list[str]:
+    """Paper links in the section of a facet page whose heading id is `slug`."""
+    text = page.read_text(encoding="utf-8")
+    start = text.index(f'id="{slug}"')
+    end = text.find("<h2", start)
+    return re.findall(r'href="\.\./\.\./papers/([^/"]+)/"', text[start:end if end > 0 else None])
+
+
+def test_facet_pages_cover_every_paper(tree):
+    for facet in ("bottleneck", "granularity", "modality", "year", "venue", "training-free", "has-code", "runnable"):
+        assert html_of(tree.site, urls.facet_index(facet)).is_file(), facet
+    assert _section_links(html_of(tree.site, urls.facet_index("runnable")), "yes") == ["fastprune"]
+    years = {p.year for p in tree.catalog.papers}
+    page = html_of(tree.site, urls.facet_index("year"))
+    listed = [pid for y in years for pid in _section_links(page, str(y))]
+    assert sorted(listed) == sorted(p.id for p in tree.catalog.papers)
+    assert _section_links(html_of(tree.site, urls.facet_index("has-code")), "no") == ["mergeall"]
+    bottleneck = html_of(tree.site, urls.facet_index("bottleneck")).read_text(encoding="utf-8")
+    assert 'href="../../explorer/?bottleneck=compute"' in bottleneck
+
+
+def test_explorer_data_lists_every_paper_with_working_urls(tree):
+    data = json.loads((tree.site / "assets/data/papers.json").read_text(encoding="utf-8"))
+    assert data["count"] == len(tree.catalog.papers) == len(data["papers"])
+    for rec in data["papers"]:
+        assert (tree.site / rec["url"] / "index.html").is_file()
+        assert rec["code"] is None or rec["code"].startswith("https://")
+    page = html_of(tree.site, "explorer.md").read_text(encoding="utf-8")
+    assert 'data-src="../assets/data/papers.json"' in page and 'data-root="../"' in page
+    assert "assets/javascripts/explorer.js" in page
+
+
+def test_atom_feed_is_valid_and_lists_recent_additions(tree):
+    root = ET.parse(tree.site / "feed.xml").getroot()
+    assert root.tag == f"{ATOM}feed"
+    for required in ("id", "title", "updated"):
+        assert root.find(f"{ATOM}{required}") is not None
+    entries = root.findall(f"{ATOM}entry")
+    assert len(entries) == len(tree.catalog.papers)
+    assert entries[0].find(f"{ATOM}title").text.startswith("<img src=x")   # newest first, text preserved
+    assert root.find(f"{ATOM}updated").text == "2026-11-20T00:00:00Z"
+    for e in entries:
+        for required in ("id", "title", "updated", "link", "author", "summary"):
+            assert e.find(f"{ATOM}{required}") is not None
+        href = e.find(f"{ATOM}link").get("href")
+        assert href.startswith("papers/") and (tree.site / href / "index.html").is_file()
+    raw = (tree.site / "feed.xml").read_text(encoding="utf-8")
+    assert "<script>" not in raw and "&lt;script&gt;" in raw
+
+
+def test_exports_are_the_exporters_output(tree):
+    from site_gen.render.pages.exports import download_path
+
+    for fmt in FORMATS:
+        assert (tree.site / download_path(fmt)).read_text(encoding="utf-8") == render_export(tree.catalog, fmt)
+    page = html_of(tree.site, "exports.md").read_text(encoding="utf-8")
+    assert page.count("../downloads/lvlm-atlas.") == len(FORMATS)
+
+
+def test_bibtex_block_holds_the_exporters_entry(tree):
+    import html as htmlmod
+
+    for p in tree.catalog.papers:
+        text = html_of(tree.site, urls.paper(p.id)).read_text(encoding="utf-8")
+        m = re.search(rf'<pre class="atlas-bibtex" id="bibtex-{p.id}"><code>(.*?)</code></pre>', text, re.S)
+        assert m, p.id
+        assert htmlmod.unescape(m.group(1)) == bibtex_entry(p).strip("\n")
+
+
+def test_contributing_has_schema_reference_generated_from_models(tree):
+    from site_gen.models import Paper
+
+    page = html_of(tree.site, "contributing.md").read_text(encoding="utf-8")
+    assert "Add a paper" in page
+    for field in Paper.model_fields:
+        assert f"<code>{field}</code>" in page or f"<code>{field.replace('_', '&#95;')}</code>" in page, field
+    assert "memory-bandwidth" in page
+
+
+def test_home_page_counts_pipeline_and_latest(tree):
+    page = html_of(tree.site, "index.md").read_text(encoding="utf-8")
+    assert "<svg" in page and "Prefilling" in page and "Decoding" in page
+    assert f"<strong>{len(tree.catalog.papers)}</strong>" in page
+    svg = (tree.site / "assets/charts/papers-per-year.svg").read_text(encoding="utf-8")
+    ET.fromstring(svg)  # well-formed
+    assert svg.count("<rect") == max(p.year for p in tree.catalog.papers) - min(p.year for p in tree.catalog.papers) + 1
+
+
+def test_paper_pages_are_kept_out_of_the_navigation(tree):
+    home = html_of(tree.site, "index.md").read_text(encoding="utf-8")
+    explorer = html_of(tree.site, "explorer.md").read_text(encoding="utf-8")
+    for p in tree.catalog.papers:
+        assert f"papers/{p.id}/" not in explorer.split('id="atlas-explorer"')[0]
+    assert "md-nav" in explorer and "papers/fastprune/" not in home.split("<article")[0]
+
+
+def test_generation_is_deterministic(tmp_path):
+    tree = built_site()
+    again = generate(tmp_path, tree.catalog, tmp_path / "docs", data_root=tree.root)
+    cmp = filecmp.dircmp(tree.docs, again)
+
+    def diffs(c):
+        out = list(c.diff_files) + list(c.left_only) + list(c.right_only)
+        for sub in c.subdirs.values():
+            out += diffs(sub)
+        return out
+
+    assert diffs(cmp) == []
+    # and it is byte-identical, not only equal in size/mtime
+    for f in tree.docs.rglob("*"):
+        if f.is_file():
+            assert f.read_bytes() == (again / f.relative_to(tree.docs)).read_bytes(), f
+
+
+def test_build_works_without_cards_or_results(tmp_path):
+    entries = [e for e in catalog_entries() if e["id"] != "fastprune"]
+    entries = [{k: v for k, v in e.items() if k != "builds_on"} for e in entries]
+    catalog = write_tree(tmp_path, entries, with_card=False)
+    docs = generate(tmp_path, catalog)
+    assert "No method cards yet" in (docs / "methods/index.md").read_text(encoding="utf-8")
+    assert not list((docs / "methods").glob("*.md"))[1:]
+
+
+def test_registered_sections_and_pages_plug_in(tmp_path):
+    tree = built_site()
+
+    def cites(ctx, paper):
+        return f"## Cites in the catalog\n\n{ctx.paper_link(tree.catalog.by_id['fastprune'])} (graph)\n"
+
+    def graph_page(ctx):
+        ctx = ctx.at("graph/index.md")
+        yield "graph/index.md", f"# Graph\n\n[first]({ctx.paper_url('fastprune')})\n"
+
+    registry.register_paper_section(cites, slot="citations")
+    registry.register_page_builder(graph_page)
+    try:
+        docs = generate(tmp_path, tree.catalog, tmp_path / "docs", data_root=tree.root)
+    finally:
+        registry.PAPER_SECTIONS.remove(cites)
+        registry.PAGE_BUILDERS.remove(graph_page)
+    paper = (docs / "papers/kvsqueeze.md").read_text(encoding="utf-8")
+    assert "## Cites in the catalog" in paper and "[Fastprune](fastprune.md) (graph)" in paper
+    assert 'data-slot="citations"' not in paper
+    assert (docs / "graph/index.md").read_text(encoding="utf-8") == "# Graph\n\n[first](../papers/fastprune.md)\n"
+    with pytest.raises(ValueError, match="unknown paper-section slot"):
+        registry.register_paper_section(cites, slot="nope")
+
+
+@pytest.mark.parametrize("bad", ["../escape.md", "/abs.md", "c:/x.md"])
+def test_page_builders_cannot_write_outside_the_docs_folder(tmp_path, bad):
+    tree = built_site()
+
+    def evil(ctx):
+        yield bad, "x"
+
+    registry.register_page_builder(evil)
+    try:
+        with pytest.raises(BuildError, match="unsafe path"):
+            generate(tmp_path, tree.catalog, tmp_path / "docs", data_root=tree.root)
+    finally:
+        registry.PAGE_BUILDERS.remove(evil)
+    assert not (tmp_path / "docs").exists()          # nothing half-written
+    assert not (tmp_path / "escape.md").exists()
+
+
+def test_two_builders_writing_one_file_is_an_error(tmp_path):
+    tree = built_site()
+
+    def clash(ctx):
+        yield "index.md", "# again"
+
+    registry.register_page_builder(clash)
+    try:
+        with pytest.raises(BuildError, match="written by both"):
+            generate(tmp_path, tree.catalog, tmp_path / "docs", data_root=tree.root)
+    finally:
+        registry.PAGE_BUILDERS.remove(clash)
+
+
+def test_failed_build_keeps_the_previous_output(tmp_path):
+    tree = built_site()
+    docs = generate(tmp_path, tree.catalog, tmp_path / "docs", data_root=tree.root)
+    before = (docs / "index.md").read_text(encoding="utf-8")
+    cards = tmp_path / "badcards"
+    cards.mkdir()
+    (cards / "broken.yaml").write_text("name: [unclosed\n", encoding="utf-8")
+    with pytest.raises(SiteDataError, match="broken.yaml"):
+        build_site(tree.catalog, docs, cards_dir=cards, bench_dir=tmp_path / "none")
+    assert (docs / "index.md").read_text(encoding="utf-8") == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".docs")) == []
+
+
+def test_every_internal_link_of_the_built_site_resolves(tree):
+    """Generated HTML bypasses MkDocs' link checks, so check every relative href/src here."""
+    from urllib.parse import unquote, urlsplit
+
+    checked = 0
+    for page in tree.site.rglob("*.html"):
+        if page.name == "404.html":      # MkDocs writes it with root-absolute URLs (site_url based)
+            continue
+        for target in re.findall(r'(?:href|src)="([^"]+)"', page.read_text(encoding="utf-8")):
+            parts = urlsplit(target)
+            if parts.scheme or parts.netloc or target.startswith("#"):
+                continue
+            assert not target.startswith("/"), f"{page.relative_to(tree.site)}: absolute link {target} breaks sub-paths"
+            path = (page.parent / unquote(parts.path)).resolve()
+            if path.is_dir():
+                path = path / "index.html"
+            assert path.is_file(), f"{page.relative_to(tree.site)} links to missing {target}"
+            if parts.fragment and path.suffix == ".html" and path.parent.parent.name == "facets":
+                assert f'id="{parts.fragment}"' in path.read_text(encoding="utf-8"), target
+            checked += 1
+    assert checked > 1000
