@@ -154,10 +154,9 @@ def test_classifier_separates_where_methods_act():
 def test_relevance_filter_on_the_labelled_set():
     """Precision/recall of the relevance filter with a classifier trained on the fixture catalog only."""
     from site_gen.ingest.corpus import load_papers
-    from site_gen import paths
     tax = load_taxonomy()
     cfg = load_config(taxonomy=tax)
-    papers = load_papers([DATA / "ingest_catalog", paths.PAPERS], tax)
+    papers = load_papers([DATA / "ingest_catalog"], tax)
     clf = Classifier.from_papers(tax, papers, cfg)
     res = relevance_eval(LABELLED, cfg.relevance, clf)
     assert res["on"] >= 25 and res["off"] >= 30

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from .. import paths
-from .atomic import atomic_write_text
+from ..atomic import write_text_atomic as atomic_write_text
 from .dedup import Known
 from .record import split_arxiv_id
 
