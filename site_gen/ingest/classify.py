@@ -256,6 +256,35 @@ class Classifier:
         )
 
     # ---- facets ----
+    def _modality(self, low: str, near: list[tuple[Example, float]]) -> list[str]:
+        """Neighbours' modalities, overruled by what the text says (no video word: no video tag)."""
+        count = {m: sum(low.count(w) for w in words) for m, words in MODALITY_TERMS.items()}
+        has = {m: c > 0 for m, c in count.items()}
+        visual = any(h in low for h in VISUAL_HINTS)
+        if not visual:
+            return ["text"]
+        votes = self._vote("modality", near)
+        top = max(votes.values(), default=0.0) or 1.0
+        score = {m: v / top for m, v in votes.items() if m != "text"}
+        for m in ("video", "streaming-video", "multi-image"):
+            if has[m] and (m != "streaming-video" or has["video"]):
+                score[m] = score.get(m, 0.0) + 0.6 + 0.3 * min(count[m], 3)  # said more often, trusted more
+            elif m in score:
+                del score[m]
+        if not score:
+            return ["general"]
+        best = max(score.values())
+        picked = [m for m, v in sorted(score.items(), key=lambda x: -x[1]) if v >= 0.6 * best][:2]
+        if "streaming-video" in picked and "video" in picked:
+            picked.remove("video")
+        if "general" in picked and len(picked) > 1 and picked[0] != "general":
+            picked.remove("general")      # "general" means any visual input: it never comes with another tag
+        elif "general" in picked and len(picked) > 1:
+            picked = ["general"]
+        if "image" in picked and "general" in picked:
+            picked.remove("general" if score["image"] >= score["general"] else "image")
+        return picked
+
     def _vote(self, field_name: str, items: list[tuple[Example, float]]) -> Counter:
         c: Counter = Counter()
         for ex, w in items:
@@ -287,11 +316,7 @@ class Classifier:
             return [t for t, v in votes.most_common() if v >= 0.6 * top][:2]
 
         bottleneck, granularity = pick("bottleneck"), pick("granularity")
-        modality = next(([m] for m, words in MODALITY_TERMS.items() if any(w in low for w in words)), None)
-        if modality == ["streaming-video"] and "video" not in low:
-            modality = None
-        if modality is None:
-            modality = ["general"] if any(h in low for h in VISUAL_HINTS) else ["text"]
+        modality = self._modality(low, near)
         scenario: list[str] = []
         if stage_of(primary) != "resources":
             scenario = ["streaming"] if modality == ["streaming-video"] else ["serving"] if primary.startswith("system/serving") else ["static"]
