@@ -20,7 +20,7 @@ from ..taxonomy import Taxonomy
 from .text import TfIdf, Vector, add_into, cosine, matched_terms, normalised
 
 K_NEIGHBOURS = 7
-W_PROTOTYPE, W_NEIGHBOURS, W_TERMS = 0.3, 0.4, 0.6
+W_PROTOTYPE, W_NEIGHBOURS, W_TERMS = 0.2, 0.7, 0.6
 ANCESTOR_SHARE = 0.5  # a paper on a child node also counts, at this weight, for the parent's prototype
 
 # Defaults per node prefix when the node's own catalog papers say nothing (longest prefix wins).
@@ -216,11 +216,12 @@ class Classifier:
         text = f"{title}. {abstract}"
         vec = self.tfidf.vector(text)
         nbrs = self.neighbours(vec, k=self.k, exclude=exclude, text=text)
-        total_sim = sum(s for _, s in nbrs) or 1.0
+        nbrs_w = [(i, s * s) for i, s in nbrs]  # squared: the closest papers count most
+        total_sim = sum(s for _, s in nbrs_w) or 1.0
         votes: dict[str, float] = defaultdict(float)
-        for i, s in nbrs:
+        for i, s in nbrs_w:
             for node, primary in self.examples[i].placements:
-                share = (1.0 if primary else 0.5) * s / total_sim
+                share = (1.0 if primary else 0.15) * s / total_sim
                 votes[node] += share
                 for anc in self.taxonomy.ancestors(node):
                     votes[anc.id] += 0.3 * share
