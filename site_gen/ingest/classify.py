@@ -22,6 +22,8 @@ from .text import TfIdf, Vector, add_into, cosine, matched_terms, normalised
 K_NEIGHBOURS = 7
 W_PROTOTYPE, W_NEIGHBOURS, W_TERMS = 0.2, 0.7, 0.6
 ANCESTOR_SHARE = 0.5  # a paper on a child node also counts, at this weight, for the parent's prototype
+ANCESTOR_VOTE = 0.3        # a neighbour's vote for a node also goes, at this weight, to the node's ancestors
+STAGE_ANCESTOR_VOTE = 0.6  # the same when choosing the stage (so votes spread over a subtree add up)
 
 # Defaults per node prefix when the node's own catalog papers say nothing (longest prefix wins).
 # They follow the survey's tables: token compression is compute-bound, KV methods memory-bound, etc.
@@ -218,17 +220,20 @@ class Classifier:
         nbrs = self.neighbours(vec, k=self.k, exclude=exclude, text=text)
         nbrs_w = [(i, s * s) for i, s in nbrs]  # squared: the closest papers count most
         total_sim = sum(s for _, s in nbrs_w) or 1.0
-        votes: dict[str, float] = defaultdict(float)
+        votes: dict[str, float] = defaultdict(float)        # for choosing the node
+        branch_votes: dict[str, float] = defaultdict(float) # for choosing the stage: ancestors share fully
         for i, s in nbrs_w:
             for node, primary in self.examples[i].placements:
                 share = (1.0 if primary else 0.15) * s / total_sim
                 votes[node] += share
+                branch_votes[node] += share
                 for anc in self.taxonomy.ancestors(node):
-                    votes[anc.id] += 0.3 * share
+                    votes[anc.id] += ANCESTOR_VOTE * share
+                    branch_votes[anc.id] += STAGE_ANCESTOR_VOTE * share
         term_hits = {node: matched_terms(text, terms) for node, terms in self.node_terms.items()}
         cue_hits = {node: matched_terms(text, cues) for node, cues in self.node_cues.items()}
         matched: dict[str, list[str]] = {}
-        scores = []
+        scores, branch_scores = [], []
         for n in self.nodes:
             proto = cosine(vec, self.prototypes[n.id])
             line = [*self.taxonomy.ancestors(n.id), n]   # terms and cues of a node hold for its subtree
@@ -239,12 +244,16 @@ class Classifier:
                 matched[n.id] = own + cues
             wp, wn, wt = self.weights
             scores.append((n.id, wp * proto + wn * votes.get(n.id, 0.0) + wt * terms))
+            branch_scores.append((n.id, wp * proto + wn * branch_votes.get(n.id, 0.0) + wt * terms))
+        # Two levels: the stage is the one whose best node wins when neighbours also vote for ancestors,
+        # the node is the best one inside that stage.
+        stage = stage_of(max(branch_scores, key=lambda x: x[1])[0])
         scores.sort(key=lambda x: -x[1])
-        primary = scores[0][0]
-        if self.taxonomy.node_by_id[primary].view != "stage":  # pragma: no cover - nodes are stage-view
-            primary = next(n for n, _ in scores if self.taxonomy.node_by_id[n].view == "stage")
+        primary = next(n for n, _ in scores if stage_of(n) == stage)
+        scores.sort(key=lambda x: (x[0] != primary, -x[1]))   # primary first, then by score
         best = scores[0][1] or 1e-9
-        runner = next((s for n, s in scores[1:] if not primary.startswith(n + "/") and not n.startswith(primary + "/")), 0.0)
+        runner = max((s for n, s in scores[1:] if not primary.startswith(n + "/") and not n.startswith(primary + "/")),
+                     default=0.0)
         confidence = max(0.0, min(1.0, 0.5 + (best - runner) / (2 * best))) * min(1.0, best / 0.25)
         secondary = [n for n, s in scores[1:4]
                      if s >= 0.8 * best and category_of(n) != category_of(primary) and stage_of(n) != "resources"]
