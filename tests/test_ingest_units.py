@@ -161,3 +161,13 @@ def test_relevance_filter_on_the_labelled_set():
     res = relevance_eval(LABELLED, cfg.relevance, clf)
     assert res["on"] >= 25 and res["off"] >= 30
     assert res["precision"] >= 0.9 and res["recall"] >= 0.9, res["errors"]
+
+
+def test_merging_the_branch_rejections(tmp_path):
+    from site_gen.ingest.rejected import main as rejected_main
+    ours, theirs = tmp_path / "ours.yaml", tmp_path / "theirs.yaml"
+    add_rejection(Rejection("2611.00001", None, "a", None), ours)
+    add_rejection(Rejection("2611.00001", None, "a", None), theirs)
+    add_rejection(Rejection("cs/0601001", "Old", "b", None), theirs)
+    assert rejected_main(["--merge", str(theirs), "--into", str(ours)]) == 0
+    assert [r.arxiv for r in load_rejected(ours)] == ["2611.00001", "cs/0601001"]
