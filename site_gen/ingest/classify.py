@@ -4,8 +4,11 @@ Offline and deterministic. Each stage-view node gets a score from three signals:
 - prototype similarity: TF-IDF cosine between the paper and the node's prototype (the node's label and
   description from taxonomy.yaml, its query terms from catalog/ingest.yaml and the titles/summaries/
   abstracts of the catalog papers placed on it or below it);
-- neighbour vote: the k most similar catalog papers vote for their placements, weighted by similarity;
-- matched terms: the node's query terms found in the paper's title or abstract.
+- neighbour vote: the k most similar catalog papers vote for their placements, weighted by squared
+  similarity (and, at a lower weight, for the ancestors of those placements);
+- matched terms: the query terms and cues of the node or its ancestors found in the title or abstract.
+The stage is chosen first, with neighbour votes spread fully over each placement's ancestors (so evidence
+spread over sibling nodes adds up), then the best node inside that stage becomes the primary placement.
 Facets (bottleneck, granularity, modality, scenario, training_free, kind) come from the winning node's
 catalog papers and neighbours, corrected by explicit wording (e.g. "training-free", "streaming video").
 """
@@ -122,14 +125,6 @@ class Classification:
             cat = category_of(node)
             if cat not in out:
                 out.append(cat)
-        return out
-
-    def stage_ranking(self) -> list[str]:
-        out: list[str] = []
-        for node, _ in self.node_scores:
-            s = node.split("/")[0]
-            if s not in out:
-                out.append(s)
         return out
 
     def reasons(self) -> list[str]:
