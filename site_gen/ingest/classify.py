@@ -26,6 +26,7 @@ K_NEIGHBOURS = 7
 W_PROTOTYPE, W_NEIGHBOURS, W_TERMS = 0.2, 0.7, 0.6
 ANCESTOR_SHARE = 0.5  # a paper on a child node also counts, at this weight, for the parent's prototype
 ANCESTOR_VOTE = 0.3        # a neighbour's vote for a node also goes, at this weight, to the node's ancestors
+K_STAGE = 7              # neighbours consulted for the stage
 STAGE_ANCESTOR_VOTE = 0.6  # the same when choosing the stage (so votes spread over a subtree add up)
 
 # Defaults per node prefix when the node's own catalog papers say nothing (longest prefix wins).
@@ -205,6 +206,19 @@ class Classifier:
         sims.sort(key=lambda x: -x[1])
         return sims[:k]
 
+    def _votes(self, nbrs: list[tuple[int, float]], ancestor_share: float) -> dict[str, float]:
+        """Neighbours vote for their placements with squared similarity (the closest count most)."""
+        weighted = [(i, s * s) for i, s in nbrs]
+        total = sum(s for _, s in weighted) or 1.0
+        votes: dict[str, float] = defaultdict(float)
+        for i, s in weighted:
+            for node, primary in self.examples[i].placements:
+                share = (1.0 if primary else 0.15) * s / total
+                votes[node] += share
+                for anc in self.taxonomy.ancestors(node):
+                    votes[anc.id] += ancestor_share * share
+        return votes
+
     def max_similarity(self, text: str) -> float:
         vec = self.tfidf.vector(text)
         return max((cosine(vec, v) for v in self.vectors), default=0.0)
@@ -212,19 +226,10 @@ class Classifier:
     def classify(self, title: str, abstract: str = "", exclude: str | None = None) -> Classification:
         text = f"{title}. {abstract}"
         vec = self.tfidf.vector(text)
-        nbrs = self.neighbours(vec, k=self.k, exclude=exclude, text=text)
-        nbrs_w = [(i, s * s) for i, s in nbrs]  # squared: the closest papers count most
-        total_sim = sum(s for _, s in nbrs_w) or 1.0
-        votes: dict[str, float] = defaultdict(float)        # for choosing the node
-        branch_votes: dict[str, float] = defaultdict(float) # for choosing the stage: ancestors share fully
-        for i, s in nbrs_w:
-            for node, primary in self.examples[i].placements:
-                share = (1.0 if primary else 0.15) * s / total_sim
-                votes[node] += share
-                branch_votes[node] += share
-                for anc in self.taxonomy.ancestors(node):
-                    votes[anc.id] += ANCESTOR_VOTE * share
-                    branch_votes[anc.id] += STAGE_ANCESTOR_VOTE * share
+        wide = self.neighbours(vec, k=max(self.k, K_STAGE), exclude=exclude, text=text)
+        nbrs = wide[:self.k]
+        votes = self._votes(nbrs, ANCESTOR_VOTE)                    # for choosing the node
+        branch_votes = self._votes(wide[:K_STAGE], STAGE_ANCESTOR_VOTE)  # for choosing the stage
         term_hits = {node: matched_terms(text, terms) for node, terms in self.node_terms.items()}
         cue_hits = {node: matched_terms(text, cues) for node, cues in self.node_cues.items()}
         matched: dict[str, list[str]] = {}
