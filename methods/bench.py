@@ -174,8 +174,32 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None)
         row.update({"repeats": cfg.repeats, "warmup": cfg.warmup, "n_items": len(per_item),
                     "max_new_tokens": cfg.max_new_tokens, "attention_backend": bundle.attn_implementation,
                     "dtype": str(bundle.dtype).replace("torch.", "")})
+        row["roofline"] = _roofline(bundle, cfg, row, prepared)
         rows.append(row)
     return rows
+
+
+def _roofline(bundle, cfg: BenchConfig, row: dict, prepared: list) -> dict | None:
+    """The cost model's lower bound for this run on the GPU it ran on, and measured/bound ratios.
+
+    None on devices the cost model does not list (CPUs, unknown GPUs): there is no roofline to compare to.
+    """
+    import torch
+
+    from . import costmodel
+
+    if not str(cfg.device).startswith("cuda") or not torch.cuda.is_available():
+        return None
+    gpu = costmodel.gpu_for_device(torch.cuda.get_device_name(torch.device(cfg.device)))
+    if gpu is None:
+        return None
+    config = bundle.model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else getattr(config, "text_config", config)
+    llm = costmodel.llm_spec_from_config(text)
+    prompt = _mean([int(inp["input_ids"].shape[-1]) for inp in prepared])
+    prompt = int(round(prompt - (row["visual_tokens_before"] or 0) + (row["visual_tokens_after"] or 0)))
+    bound = costmodel.roofline_bound(llm, prompt, cfg.max_new_tokens, gpu, bundle.dtype.itemsize)
+    return costmodel.compare_to_bound(row, bound)
 
 
 def run_jobs(jobs: list[Job], cfg: BenchConfig, progress=None) -> list[dict]:

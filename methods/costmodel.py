@@ -496,3 +496,46 @@ def with_budget(b: Breakdown, budget: Budget, inp: VisualInput) -> Breakdown:
 
 
 __all__ = [n for n in dir() if not n.startswith("_")] + ["replace"]
+
+
+# ---------------------------------------------------------------- measured runs vs their bound
+
+
+def llm_spec_from_config(config: Any) -> LLMSpec:
+    """An LLMSpec from a Hugging Face (text) config object or dict, e.g. `model.config.text_config`."""
+    get = (lambda k, d=None: config.get(k, d)) if isinstance(config, dict) else (lambda k, d=None: getattr(config, k, d))
+    heads = int(get("num_attention_heads"))
+    hidden = int(get("hidden_size"))
+    return LLMSpec(
+        layers=int(get("num_hidden_layers")), hidden=hidden, heads=heads,
+        kv_heads=int(get("num_key_value_heads") or heads), head_dim=int(get("head_dim") or hidden // heads),
+        ffn=int(get("intermediate_size")), mlp_matrices=3, vocab=int(get("vocab_size") or 32000),
+    )
+
+
+def gpu_for_device(device_name: str | None) -> GPUSpec | None:
+    """The catalogued GPU whose id appears in a device name such as 'NVIDIA H100 80GB HBM3' (None on CPU)."""
+    if not device_name:
+        return None
+    name = device_name.lower().replace("-", " ")
+    for gpu in gpus().values():
+        if gpu.id in name.split() or f" {gpu.id}" in f" {name}":
+            return gpu
+    return None
+
+
+def roofline_bound(llm: LLMSpec, prompt_tokens: int, new_tokens: int, gpu: GPUSpec, bytes_per_param: int = 2) -> dict:
+    """Roofline lower bounds for a language-model run: prefill of `prompt_tokens`, then `new_tokens` steps."""
+    prefill = _stage("prefilling", llm_prefill_flops(llm, prompt_tokens), llm_prefill_bytes(llm, prompt_tokens, bytes_per_param), gpu)
+    steps = [decode_step_bytes(llm, prompt_tokens + i, bytes_per_param) / gpu.bandwidth for i in range(1, max(1, new_tokens) + 1)]
+    return {"gpu": gpu.id, "prefill_ms_bound": prefill.time_s * 1e3, "tpot_ms_bound": sum(steps) / len(steps) * 1e3}
+
+
+def compare_to_bound(row: dict, bound: dict) -> dict:
+    """Measured / bound ratios for a results row (>= 1; closer to 1 means closer to the hardware limit)."""
+    out = dict(bound)
+    if row.get("prefill_ms") is not None and bound["prefill_ms_bound"]:
+        out["prefill_vs_bound"] = row["prefill_ms"] / bound["prefill_ms_bound"]
+    if row.get("tpot_ms") is not None and bound["tpot_ms_bound"]:
+        out["tpot_vs_bound"] = row["tpot_ms"] / bound["tpot_ms_bound"]
+    return out

@@ -164,3 +164,31 @@ def test_in_llm_budget_saves_less_than_pre_llm():
     assert late["prefill_flops"] < early["prefill_flops"]
     # 2 of 32 layers run at full length: the saving shrinks by about 2/32 of the full-length cost
     assert early["prefill_flops"] - late["prefill_flops"] == pytest.approx(2 / 32 * (1 - (1 - early["prefill_flops"])) , rel=0.2)
+
+
+def test_roofline_bound_for_measured_runs():
+    llm = cm.llm_spec_from_config({"num_hidden_layers": 32, "hidden_size": 4096, "num_attention_heads": 32,
+                                   "num_key_value_heads": 32, "intermediate_size": 11008, "vocab_size": 32064})
+    assert llm == cm.get_model("llava-1.5-7b").llm
+    assert cm.gpu_for_device("NVIDIA H100 80GB HBM3").id == "h100"
+    assert cm.gpu_for_device("NVIDIA A100-SXM4-80GB").id == "a100"
+    assert cm.gpu_for_device("NVIDIA L40S").id == "l40s"
+    assert cm.gpu_for_device("cpu") is None and cm.gpu_for_device(None) is None
+    gpu = cm.get_gpu("a100")
+    bound = cm.roofline_bound(llm, 640, 1, gpu)
+    # one decode step re-reads weights + KV cache (eq. 6)
+    assert bound["tpot_ms_bound"] == pytest.approx(cm.decode_step_bytes(llm, 641) / gpu.bandwidth * 1e3)
+    ratios = cm.compare_to_bound({"prefill_ms": 2 * bound["prefill_ms_bound"], "tpot_ms": 3 * bound["tpot_ms_bound"]}, bound)
+    assert ratios["prefill_vs_bound"] == pytest.approx(2.0) and ratios["tpot_vs_bound"] == pytest.approx(3.0)
+
+
+def test_results_table_shows_measured_over_bound():
+    from site_gen.render.pages.methods import results_table
+
+    rows = [({"model": "llava-1.5-7b@random", "ttft_ms": 50.0,
+              "roofline": {"gpu": "h100", "prefill_vs_bound": 3.14, "tpot_vs_bound": 1.42}}, {"device": "NVIDIA H100"}),
+            ({"model": "tiny-llava", "ttft_ms": 5.0, "roofline": None}, {"device": "cpu"})]
+    table = results_table(rows)
+    assert "Measured / roofline bound" in table
+    assert "prefill 3.1x, TPOT 1.4x (h100)" in table
+    assert table.splitlines()[-1].count("–") >= 1

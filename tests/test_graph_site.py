@@ -65,7 +65,8 @@ def test_paper_pages_show_cites_cited_by_and_ego_graph():
     fast = (tree.docs / "papers" / "fastprune.md").read_text()
     assert "**Cited by in the catalog (1):** [Mergeall](mergeall.md)" in fast
     assert "**Cites in the catalog (0):** none so far" in fast
-    assert 'class="atlas-ego-graph"' in fast and 'href="../mergeall/"' in fast
+    assert 'class="atlas-ego-graph"' in fast
+    assert 'href="../mergeall/"' in fast or 'href="../../papers/mergeall/"' in fast
     merge = (tree.docs / "papers" / "mergeall.md").read_text()
     assert "**Cites in the catalog (1):** [Fastprune](fastprune.md)" in merge
     assert "**Lineage:** [Mergeall](mergeall.md) → [Fastprune](fastprune.md)" in merge
@@ -144,10 +145,19 @@ def test_graph_page_draws_nodes_filters_searches_and_click_navigates(served, bro
                            "window.atlasCitationGraph.stop(true, true); window.atlasCitationGraph.fit();")
 
     # a real mouse click on a node opens its paper page
+    # (on a loaded machine the viewport may still be settling after fit(): re-read the position and retry)
+    from selenium.common.exceptions import TimeoutException
+
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
-    x, y = browser.execute_script(
-        "const p = window.atlasCitationGraph.$id('fastprune').renderedPosition(); return [p.x, p.y];")
-    rect = browser.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", box)
-    ActionChains(browser).move_to_element_with_offset(box, int(x - rect[0] / 2), int(y - rect[1] / 2)).click().perform()
-    wait.until(lambda d: d.current_url.rstrip("/").endswith("/papers/fastprune"))
+    for attempt in range(4):
+        x, y = browser.execute_script(
+            "const p = window.atlasCitationGraph.$id('fastprune').renderedPosition(); return [p.x, p.y];")
+        rect = browser.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", box)
+        ActionChains(browser).move_to_element_with_offset(box, int(x - rect[0] / 2), int(y - rect[1] / 2)).click().perform()
+        try:
+            WebDriverWait(browser, 5).until(lambda d: d.current_url.rstrip("/").endswith("/papers/fastprune"))
+            break
+        except TimeoutException:
+            if attempt == 3:
+                raise
     assert "Cited by in the catalog" in browser.page_source

@@ -266,3 +266,19 @@ def test_hooks_are_removed_after_the_block(tiny):
         out = model.generate(**inputs, max_new_tokens=NEW, do_sample=False)
     assert torch.equal(out, base.sequences)
     assert hooks() == before
+
+
+@pytest.mark.parametrize("make", ALL, ids=IDS)
+def test_each_method_runs_on_tiny_llava_next(make):
+    from tests.methods_util import bundle, inputs
+
+    b = bundle("tiny-llava-next")
+    inp = inputs(b)
+    method = make(0.25)
+    out, cache = run(method, b.model, inp, new=3)
+    n = inp["input_ids"].shape[1]
+    held = [l.held for l in cache.layers]
+    cap = resolve_kv_budget(0.25, n)
+    extra = 0 if type(method).decode_time else 2
+    assert sum(held) == len(held) * (resolve_kv_budget(0.25, n + 2) if type(method).decode_time else cap + extra)
+    assert cache.get_seq_length() == n + 2 and out.sequences.shape[1] == n + 3

@@ -350,3 +350,36 @@ def test_every_internal_link_of_the_built_site_resolves(tree):
                 assert f'id="{parts.fragment}"' in path.read_text(encoding="utf-8"), target
             checked += 1
     assert checked > 1000
+
+
+def test_search_index_holds_text_not_link_lists(tree):
+    index = json.loads((tree.site / "search/search_index.json").read_text(encoding="utf-8"))
+    docs = [d for d in index["docs"] if d["location"].startswith("papers/mergeall/")]
+    text = " ".join(d["text"] + " " + d["title"] for d in docs)
+    assert "Second paragraph." in text and "Ada Lovelace" in text and "Keeps the visual tokens" in text
+    assert "@inproceedings" not in text and "@misc" not in text            # BibTeX is added after indexing
+    assert not any(d["location"].startswith(("facets/", "taxonomy/")) for d in index["docs"])
+
+
+def test_hook_output_equals_plain_markdown_output():
+    """The MkDocs hook only moves finished HTML around Markdown: the page is the same without it."""
+    import markdown
+
+    from site_gen.render import mkdocs_hooks as hooks
+    from site_gen.render.blocks import region
+
+    src = ("# Title\n" + region("<p>kept <em>as is</em></p>\n<ul>\n<li>a</li>\n</ul>")
+           + "\n## Section\n\nSome *markdown* text.\n" + region('<table>\n<tr><td>x</td></tr>\n</table>', searchable=False))
+    ext = ["tables", "attr_list", "md_in_html", "admonition", "toc"]
+    plain = markdown.markdown(src, extensions=ext)
+    text, content = hooks.split_fragments(src)
+    text, late = hooks.split_fragments(text, hooks.LATE_BEGIN, hooks.LATE_END, hooks.LATE_SLOT)
+    hooked = hooks.join_fragments(hooks.join_fragments(markdown.markdown(text, extensions=ext), content), late,
+                                  hooks.LATE_SLOT)
+
+    def norm(h):
+        h = re.sub(r"<!-- atlas:[a-z:-]+ -->", "", h)
+        return re.sub(r"\s+", " ", h).strip()
+
+    assert norm(hooked) == norm(plain)
+    assert "<em>as is</em>" in hooked and "<em>markdown</em>" in hooked

@@ -10,12 +10,15 @@ from ..models import Paper
 from . import urls
 from .context import RenderContext
 from .escape import esc, safe_href
-from .mkdocs_hooks import BEGIN, END
+from .mkdocs_hooks import BEGIN, END, LATE_BEGIN, LATE_END
 
 
-def region(html: str) -> str:
-    """Mark a block of finished HTML so that MkDocs does not run it through Markdown."""
-    return f"\n{BEGIN}\n{html}\n{END}\n"
+def region(html: str, searchable: bool = True) -> str:
+    """Mark a block of finished HTML so that MkDocs does not run it through Markdown. With
+    `searchable=False` the block is also kept out of the search index (inserted after indexing)."""
+    if searchable:
+        return f"\n{BEGIN}\n{html}\n{END}\n"
+    return f"\n{LATE_BEGIN}\n{html}\n{LATE_END}\n"
 
 
 def a(href: str, text_html: str, cls: str | None = None, title: str | None = None) -> str:
@@ -79,7 +82,8 @@ def method_table(ctx: RenderContext, papers: list[Paper], empty: str = "No paper
             f"<td>{terms_text(ctx, p, 'modality')}</td><td>{training_free_text(p)}</td>"
             f"<td>{terms_text(ctx, p, 'granularity')}</td><td>{esc(p.summary)}</td><td>{code_cell(p)}</td></tr>"
         )
-    return region(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>")
+    return region(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>",
+                  searchable=False)
 
 
 def paper_list(ctx: RenderContext, papers: list[Paper]) -> str:
@@ -88,7 +92,7 @@ def paper_list(ctx: RenderContext, papers: list[Paper]) -> str:
         return "_None yet._\n"
     items = "\n".join(f"<li>{paper_a(ctx, p)}{runnable_badge(ctx, p)} ({venue_year(p)}): {esc(p.title)}</li>"
                       for p in papers)
-    return region(f"<ul>\n{items}\n</ul>")
+    return region(f"<ul>\n{items}\n</ul>", searchable=False)
 
 
 def by_date(papers: list[Paper]) -> list[Paper]:

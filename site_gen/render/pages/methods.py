@@ -41,8 +41,18 @@ RESULT_COLUMNS = [
     ("method_overhead_ms", "Overhead ms", _num), ("peak_memory_bytes", "Peak memory", _mib),
     ("kv_cache_bytes", "KV cache", _mib), ("greedy_match", "Greedy match", _num),
     ("first_token_kl", "First-token KL", _num), ("accuracy", "Accuracy", _num), ("repeats", "Repeats", _num),
+    ("roofline", "Measured / roofline bound", lambda v: _vs_bound(v)),
 ]
 PROVENANCE_KEYS = ("device", "torch", "transformers", "attention_backend", "git_commit", "date", "command")
+
+
+def _vs_bound(v) -> str:
+    """'prefill 3.1x, TPOT 1.4x (h100)' from a results row's `roofline` (None on CPUs: no bound)."""
+    if not isinstance(v, dict):
+        return "–"
+    parts = [f"{label} {v[key]:.1f}x" for key, label in (("prefill_vs_bound", "prefill"), ("tpot_vs_bound", "TPOT"))
+             if isinstance(v.get(key), (int, float))]
+    return esc(", ".join(parts) + f" ({v.get('gpu', '?')})") if parts else "–"
 
 
 def run_command(card: MethodCard) -> str:

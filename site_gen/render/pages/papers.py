@@ -73,7 +73,6 @@ def metadata(ctx: RenderContext, paper: Paper) -> str:
     tax = ctx.taxonomy
     venue_term = ctx.indexes.paper_terms[paper.id]["venue"][0]
     items = [
-        ("Authors", esc(", ".join(paper.authors))),
         ("Published", f"{esc(paper.venue) if paper.venue else 'preprint'} "
                       f"({a(ctx.href(urls.facet_term('year', str(paper.year))), str(paper.year))}), "
                       f"first version {esc(paper.date)}; venue series "
@@ -154,24 +153,23 @@ def render_sections(ctx: RenderContext, paper: Paper) -> str:
             title, body = placeholder(ctx, slot)
             holders.append(f'<h2 id="{slot}">{title}</h2>\n<p class="atlas-placeholder" data-slot="{slot}">{body}</p>')
     if holders:
-        parts.append(region("\n".join(holders)))
+        parts.append(region("\n".join(holders), searchable=False))
     return "\n\n".join(parts) + "\n"
 
 
 def paper_page(ctx: RenderContext, paper: Paper) -> str:
+    """The page: searchable blocks (name, summary, authors, abstract) and blocks added after search
+    indexing (tags and links, reported results, BibTeX, placeholders), all as finished HTML."""
     ctx = ctx.at(urls.paper(paper.id))
-    body = [f'<p class="atlas-lead"><strong>{esc(paper.name)}</strong>{runnable_badge(ctx, paper)}{candidate_badge(paper)}</p>',
-            f"<p>{esc(paper.summary)}</p>", metadata(ctx, paper)]
+    lead = [f'<p class="atlas-lead"><strong>{esc(paper.name)}</strong>{runnable_badge(ctx, paper)}{candidate_badge(paper)}</p>',
+            f"<p>{esc(paper.summary)}</p>",
+            f'<p class="atlas-authors"><strong>Authors:</strong> {esc(", ".join(paper.authors))}</p>']
+    meta = [metadata(ctx, paper)]
     card = ctx.indexes.card_for(paper)
     if card is not None:
-        body.append(f'<p>{a(ctx.href(urls.method(card.name)), "Method card: " + esc(card.label), "md-button")}</p>')
+        meta.append(f'<p>{a(ctx.href(urls.method(card.name)), "Method card: " + esc(card.label), "md-button")}</p>')
     abstract = esc_paragraphs(paper.abstract)
-    if abstract:
-        body.append('<h2 id="abstract">Abstract</h2>\n' + "\n".join(f"<p>{para}</p>" for para in abstract))
-    rr = reported_results(paper)
-    if rr:
-        body.append(rr)
-    body.append('<h2 id="cite">Cite</h2>\n' + bibtex_block(paper))
+    cite = [reported_results(paper), '<h2 id="cite">Cite</h2>', bibtex_block(paper)]
     return "\n".join([
         "---",
         front_matter_title(f"{paper.name}: {paper.title}"),
@@ -180,7 +178,10 @@ def paper_page(ctx: RenderContext, paper: Paper) -> str:
         "---",
         "",
         f"# {esc(paper.title)}",
-        region("\n".join(body)),
+        region("\n".join(lead)),
+        region("\n".join(meta), searchable=False),
+        region('<h2 id="abstract">Abstract</h2>\n' + "\n".join(f"<p>{para}</p>" for para in abstract)) if abstract else "",
+        region("\n".join(x for x in cite if x), searchable=False),
         render_sections(ctx, paper),
     ])
 
