@@ -369,11 +369,12 @@ def test_hook_output_equals_plain_markdown_output():
     from site_gen.render.blocks import region
 
     src = ("# Title\n" + region("<p>kept <em>as is</em></p>\n<ul>\n<li>a</li>\n</ul>")
+           + region("<p>late, next to it</p>", searchable=False)
+           + region("<p>searchable</p>\n" + region("<p>late <b>inside</b> searchable</p>", searchable=False) + "<p>tail</p>")
            + "\n## Section\n\nSome *markdown* text.\n" + region('<table>\n<tr><td>x</td></tr>\n</table>', searchable=False))
     ext = ["tables", "attr_list", "md_in_html", "admonition", "toc"]
     plain = markdown.markdown(src, extensions=ext)
-    text, content = hooks.split_fragments(src)
-    text, late = hooks.split_fragments(text, hooks.LATE_BEGIN, hooks.LATE_END, hooks.LATE_SLOT)
+    text, content, late = hooks.lift_fragments(src)
     hooked = hooks.join_fragments(hooks.join_fragments(markdown.markdown(text, extensions=ext), content), late,
                                   hooks.LATE_SLOT)
 
@@ -383,3 +384,8 @@ def test_hook_output_equals_plain_markdown_output():
 
     assert norm(hooked) == norm(plain)
     assert "<em>as is</em>" in hooked and "<em>markdown</em>" in hooked
+    # adjacent fragments reach Markdown as one slot; the late ones stay out of the searchable content
+    assert text.count("atlas:slot:") == 2 and text.count("atlas:late-slot:") == 0  # before and after the section
+    assert "late, next to it" not in " ".join(content) and "late <b>inside</b>" in " ".join(late)
+    assert hooked.index("kept") < hooked.index("late, next to it") < hooked.index("searchable") \
+        < hooked.index("late <b>inside</b>") < hooked.index("tail") < hooked.index("Section")
