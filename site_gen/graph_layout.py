@@ -78,10 +78,15 @@ def _repulsion(pos: np.ndarray, k: float, cells: int) -> np.ndarray:
     occupied = np.nonzero(count)[0]
     centres = np.stack([cx[occupied], cy[occupied]], axis=1) / count[occupied][:, None]
     mass = count[occupied]
-    delta = pos[:, None, :] - centres[None, :, :]                    # n x cells x 2
     floor = (k * 0.05) ** 2
-    d2 = np.maximum(np.einsum("ncj,ncj->nc", delta, delta), floor)
-    disp = np.einsum("ncj,nc->nj", delta, (k * k) * mass[None, :] / d2)
+    # sum over cells of (p - c) * w / |p - c|^2 = p * sum(w / d2) - sum(c * w / d2): one n x cells matrix of
+    # inverse squared distances and one matrix product, instead of n x cells x 2 temporaries
+    d2 = (pos * pos).sum(axis=1)[:, None] + (centres * centres).sum(axis=1)[None, :] - 2.0 * (pos @ centres.T)
+    np.maximum(d2, floor, out=d2)
+    np.reciprocal(d2, out=d2)
+    weights = (k * k) * np.stack([mass, mass * centres[:, 0], mass * centres[:, 1]], axis=1)  # cells x 3
+    sums = d2 @ weights                                                                         # n x 3
+    disp = pos * sums[:, :1] - sums[:, 1:]
     # take out the own cell's term (it is replaced by the exact-ish term below)
     own = np.searchsorted(occupied, cell)
     own_centre_delta = pos - centres[own]
