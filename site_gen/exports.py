@@ -89,7 +89,9 @@ def _fast_dump_ok(value) -> bool:
 def yaml_sequence(rows: list[dict]) -> str:
     """`rows` as one YAML sequence, byte-identical to `yaml.safe_dump(rows, **_YAML_OPTIONS)`. A block
     sequence is the concatenation of its items' dumps, so runs of records are written by libyaml (several
-    times faster) wherever its output is known to be identical, and by the pure-Python emitter elsewhere."""
+    times faster) wherever its output is known to be identical, and by the pure-Python emitter elsewhere.
+    Rows must not share list or dict objects (`records` never does): a whole-document dump would write
+    shared objects as YAML anchors."""
     if _FAST_DUMPER is None or not rows:
         return yaml.safe_dump(rows, **_YAML_OPTIONS)
     out: list[str] = []
@@ -130,8 +132,11 @@ _BIBTEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "&": r"\&"
                    "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
+_BIBTEX_TABLE = str.maketrans(_BIBTEX_SPECIAL)
+
+
 def bibtex_escape(text: str) -> str:
-    return "".join(_BIBTEX_SPECIAL.get(c, c) for c in text)
+    return text.translate(_BIBTEX_TABLE)
 
 
 def _ascii_slug(text: str) -> str:
