@@ -69,6 +69,8 @@ def export_json(catalog: Catalog) -> str:
 
 
 _YAML_OPTIONS = dict(sort_keys=False, allow_unicode=True, width=120)
+_YAML_CHUNK = 200  # records per dump call: a dump keeps its whole node tree alive, and the garbage
+                   # collector's passes over it made one big dump grow faster than the catalog
 _FAST_DUMPER = getattr(yaml, "CSafeDumper", None)  # libyaml; absent when PyYAML was built without it
 # Strings that libyaml and PyYAML's pure-Python emitter write identically: printable characters of the
 # Basic Multilingual Plane, no line breaks. (They differ in folding long double-quoted scalars and in
@@ -99,7 +101,7 @@ def yaml_sequence(rows: list[dict]) -> str:
     run_fast = _fast_dump_ok(rows[0])
     for row in rows:
         fast = _fast_dump_ok(row)
-        if fast != run_fast:
+        if fast != run_fast or len(run) >= _YAML_CHUNK:
             out.append(yaml.dump(run, Dumper=_FAST_DUMPER if run_fast else yaml.SafeDumper, **_YAML_OPTIONS))
             run, run_fast = [], fast
         run.append(row)

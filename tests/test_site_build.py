@@ -389,3 +389,27 @@ def test_hook_output_equals_plain_markdown_output():
     assert "late, next to it" not in " ".join(content) and "late <b>inside</b>" in " ".join(late)
     assert hooked.index("kept") < hooked.index("late, next to it") < hooked.index("searchable") \
         < hooked.index("late <b>inside</b>") < hooked.index("tail") < hooked.index("Section")
+
+
+def test_generation_keeps_long_lived_objects_out_of_gc_passes_and_restores_the_collector():
+    import gc
+
+    from site_gen.render.build import long_lived_objects_frozen
+
+    assert gc.get_freeze_count() == 0
+    keep = [object() for _ in range(10)]
+    with long_lived_objects_frozen():
+        assert gc.get_freeze_count() >= len(keep)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # someone else's freeze is left alone
+    try:
+        before = gc.get_freeze_count()
+        with long_lived_objects_frozen():
+            pass
+        assert gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()
+    with pytest.raises(RuntimeError):  # restored on errors too
+        with long_lived_objects_frozen():
+            raise RuntimeError("boom")
+    assert gc.get_freeze_count() == 0
