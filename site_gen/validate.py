@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 import re
 import unicodedata
 from collections import defaultdict
@@ -216,48 +217,58 @@ def _significant_words(norm: str) -> list[str]:
     return [w for w in norm.split() if w not in _STOPWORDS and len(w) > 2]
 
 
+MAX_BLOCK = 32  # a word pair shared by more titles than this is too common to identify a paper
+
+
 def near_duplicate_titles(papers: list[tuple[str, str]], ratio: float = NEAR_DUPLICATE_RATIO) -> list[tuple[str, str, float]]:
     """Pairs (id_a, id_b, similarity) of titles that are equal or nearly equal after normalisation.
 
-    Blocking keeps this near-linear for large catalogs: two titles are compared only if they share a
-    pair among their four rarest significant words (near-duplicates share almost all words), and only
-    if their word sets overlap by at least 60%. Titles whose numbers differ are never paired
+    Exact duplicates (after normalisation) are found through a dictionary. For near-duplicates,
+    blocking keeps the work near-linear: two titles are compared only if they share a pair among their
+    four rarest significant words, one of them among the two rarest (near-duplicates share almost all
+    words), that few titles share, and
+    only if their word sets overlap by at least 60%. Titles whose numbers differ are never paired
     ("... Layer 2" vs "... Layer 3", "Qwen2-VL" vs "Qwen2.5-VL" are different works).
     """
     norms = {pid: normalise_title(t) for pid, t in papers}
+    out: set[tuple[str, str, float]] = set()
+    by_norm: dict[str, list[str]] = defaultdict(list)
+    for pid, norm in norms.items():
+        by_norm[norm].append(pid)
+    for ids in by_norm.values():
+        ids = sorted(ids)
+        out.update((a, b, 1.0) for i, a in enumerate(ids) for b in ids[i + 1:])
     words = {pid: _significant_words(n) for pid, n in norms.items()}
     freq: dict[str, int] = defaultdict(int)
     for ws in words.values():
         for w in set(ws):
             freq[w] += 1
-    blocks: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    blocks: dict[tuple[str, str], list[str]] = defaultdict(list)
     for pid, ws in words.items():
         rare = sorted(set(ws), key=lambda w: (freq[w], w))[:4]
-        keys = {(a, b) for i, a in enumerate(rare) for b in rare[i + 1:]} or {(norms[pid],)}
-        for key in keys:
-            blocks[tuple(sorted(key))].append(pid)
+        for i, a in enumerate(rare[:2]):  # every key holds one of the two rarest words
+            for b in rare[i + 1:]:
+                blocks[(a, b) if a < b else (b, a)].append(pid)
+    digits = {pid: re.findall(r"\d+", n) for pid, n in norms.items()}
+    wordsets = {pid: set(n.split()) for pid, n in norms.items()}
     seen: set[tuple[str, str]] = set()
-    out = []
     for ids in blocks.values():
+        if len(ids) > MAX_BLOCK:
+            continue
         for i, a in enumerate(ids):
             for b in ids[i + 1:]:
                 pair = (a, b) if a < b else (b, a)
-                if pair in seen:
+                if pair in seen or norms[a] == norms[b]:
                     continue
                 seen.add(pair)
-                na, nb = norms[pair[0]], norms[pair[1]]
-                if na == nb:
-                    out.append((pair[0], pair[1], 1.0))
+                if digits[a] != digits[b]:
                     continue
-                if re.findall(r"\d+", na) != re.findall(r"\d+", nb):
-                    continue
-                wa, wb = set(na.split()), set(nb.split())
+                wa, wb = wordsets[a], wordsets[b]
                 if len(wa & wb) / max(len(wa | wb), 1) < 0.6:
                     continue
-                r = difflib.SequenceMatcher(None, na, nb, autojunk=False).ratio()
+                r = difflib.SequenceMatcher(None, norms[pair[0]], norms[pair[1]], autojunk=False).ratio()
                 if r >= ratio:
-                    out.append((pair[0], pair[1], round(r, 3)))
-    # exact duplicates whose words are all stopwords or short fall in the (norm,) blocks above
+                    out.add((pair[0], pair[1], round(r, 3)))
     return sorted(out)
 
 
@@ -320,13 +331,44 @@ def check_cross(papers: list[tuple[Paper, Path]], method_names_: set[str],
     return problems
 
 
-def validate_catalog(papers_dir: Path, tax: Taxonomy, methods_dir: Path = paths.METHODS) -> Report:
+# Keys whose positions the cross-file checks report (the rest of a file's positions are not kept).
+_CROSS_KEYS = ("id", "title", "method", "identifiers", "builds_on")
+PARALLEL_MIN_FILES = 1000  # below this, starting worker processes costs more than it saves
+
+
+def _check_files(paths_: list[Path], tax: Taxonomy) -> list[tuple[Path, Paper | None, list[Problem], dict]]:
+    out = []
+    for path in paths_:
+        pos: dict = {}
+        paper, problems = check_file(path, tax, pos)
+        out.append((path, paper, problems, {k: v for k, v in pos.items() if k and k[0] in _CROSS_KEYS}))
+    return out
+
+
+def _check_all(files: list[Path], tax: Taxonomy, workers: int | None):
+    """Check files one by one, or split over worker processes for large catalogs (same results, same order)."""
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4) if len(files) >= PARALLEL_MIN_FILES else 1
+    if workers <= 1:
+        return _check_files(files, tax)
+    import concurrent.futures
+    import multiprocessing
+
+    chunks = [files[i::workers] for i in range(workers)]
+    ctx = multiprocessing.get_context("fork") if "fork" in multiprocessing.get_all_start_methods() else None
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        parts = list(pool.map(_check_files, chunks, [tax] * workers))
+    order = {p: i for i, p in enumerate(files)}
+    return sorted((r for part in parts for r in part), key=lambda r: order[r[0]])
+
+
+def validate_catalog(papers_dir: Path, tax: Taxonomy, methods_dir: Path = paths.METHODS,
+                     workers: int | None = None) -> Report:
     report = Report()
     if not papers_dir.is_dir():
         report.problems.append(Problem(_display(papers_dir), 1, 1, "papers directory not found", "run from the repository root"))
         return report
-    good: list[tuple[Paper, Path]] = []
-    positions: dict[Path, dict] = {}
+    files: list[Path] = []
     for path in sorted(papers_dir.iterdir()):
         if path.name.startswith(".") or path.is_dir():
             continue
@@ -335,8 +377,11 @@ def validate_catalog(papers_dir: Path, tax: Taxonomy, methods_dir: Path = paths.
             report.problems.append(Problem(_display(path), 1, 1, f"unexpected file '{path.name}' in catalog/papers",
                                            "paper files are named <id>.yaml (not .yml); move other files elsewhere"))
             continue
-        positions[path] = {}
-        paper, problems = check_file(path, tax, positions[path])
+        files.append(path)
+    good: list[tuple[Paper, Path]] = []
+    positions: dict[Path, dict] = {}
+    for path, paper, problems, pos in _check_all(files, tax, workers):
+        positions[path] = pos
         report.problems += problems
         if paper is not None:
             good.append((paper, path))

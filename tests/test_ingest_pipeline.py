@@ -19,6 +19,7 @@ from site_gen.ingest.pipeline import run_ingest
 from site_gen.ingest.report import render_report
 from site_gen.models import Paper
 from site_gen.taxonomy import load_taxonomy
+from site_gen.validate import validate_catalog
 from tests.arxiv_atom import API, FakeArxiv, feed
 
 DATA = Path(__file__).parent / "data"
@@ -108,6 +109,8 @@ def test_recorded_feed_yields_exactly_the_expected_candidates(config, catalog):
     papers, _ = catalog
     assert sorted(p.stem for p in papers.glob("*.yaml")) == sorted(["fastv", "fixture-kv", "fixture-pruner", *EXPECTED])
     assert not [p for p in papers.iterdir() if p.name.startswith(".")], "no temporary files left"
+    report = validate_catalog(papers, config[1])      # the catalog validator accepts the candidates
+    assert not report.problems, report.problems
     # why the others were skipped
     why = {s.record.arxiv_id: s.why for s in result.duplicates}
     assert "same title as catalog entry fastv" in why["2611.10003"]

@@ -154,11 +154,20 @@ def test_classifier_separates_where_methods_act():
 def test_relevance_filter_on_the_labelled_set():
     """Precision/recall of the relevance filter with a classifier trained on the fixture catalog only."""
     from site_gen.ingest.corpus import load_papers
-    from site_gen import paths
     tax = load_taxonomy()
     cfg = load_config(taxonomy=tax)
-    papers = load_papers([DATA / "ingest_catalog", paths.PAPERS], tax)
+    papers = load_papers([DATA / "ingest_catalog"], tax)
     clf = Classifier.from_papers(tax, papers, cfg)
     res = relevance_eval(LABELLED, cfg.relevance, clf)
     assert res["on"] >= 25 and res["off"] >= 30
     assert res["precision"] >= 0.9 and res["recall"] >= 0.9, res["errors"]
+
+
+def test_merging_the_branch_rejections(tmp_path):
+    from site_gen.ingest.rejected import main as rejected_main
+    ours, theirs = tmp_path / "ours.yaml", tmp_path / "theirs.yaml"
+    add_rejection(Rejection("2611.00001", None, "a", None), ours)
+    add_rejection(Rejection("2611.00001", None, "a", None), theirs)
+    add_rejection(Rejection("cs/0601001", "Old", "b", None), theirs)
+    assert rejected_main(["--merge", str(theirs), "--into", str(ours)]) == 0
+    assert [r.arxiv for r in load_rejected(ours)] == ["2611.00001", "cs/0601001"]

@@ -209,3 +209,13 @@ def test_synthetic_catalog_is_valid(tmp_path, taxonomy):
     papers = make_catalog(tmp_path / "papers", 50)
     report = validate_catalog(papers, taxonomy)
     assert report.problems == [] and len(report.papers) == 50
+
+
+def test_parallel_validation_gives_the_same_report(tmp_path, taxonomy):
+    papers = make_catalog(tmp_path / "papers", 30)
+    write_paper(papers, VALID.replace("bottleneck: [compute]", "bottleneck: [nope]"), "example-method.yaml")
+    write_paper(papers, paper_dict(31, title=paper_dict(3)["title"]))
+    serial = validate_catalog(papers, taxonomy, workers=1)
+    parallel = validate_catalog(papers, taxonomy, workers=2)
+    assert [str(p) for p in parallel.problems] == [str(p) for p in serial.problems] and len(serial.problems) == 2
+    assert [p.id for p in parallel.papers] == [p.id for p in serial.papers]

@@ -68,7 +68,7 @@ def run(args) -> int:
     from ..ingest.pipeline import run_ingest
     from ..ingest.rejected import REJECTED_PATH
     from ..ingest.report import render_report
-    from ..ingest.atomic import atomic_write_text
+    from ..atomic import write_text_atomic as atomic_write_text
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s %(message)s")
     rejected_path = args.rejected or REJECTED_PATH

@@ -4,8 +4,11 @@ Offline and deterministic. Each stage-view node gets a score from three signals:
 - prototype similarity: TF-IDF cosine between the paper and the node's prototype (the node's label and
   description from taxonomy.yaml, its query terms from catalog/ingest.yaml and the titles/summaries/
   abstracts of the catalog papers placed on it or below it);
-- neighbour vote: the k most similar catalog papers vote for their placements, weighted by similarity;
-- matched terms: the node's query terms found in the paper's title or abstract.
+- neighbour vote: the k most similar catalog papers vote for their placements, weighted by squared
+  similarity (and, at a lower weight, for the ancestors of those placements);
+- matched terms: the query terms and cues of the node or its ancestors found in the title or abstract.
+The stage is chosen first, with neighbour votes spread fully over each placement's ancestors (so evidence
+spread over sibling nodes adds up), then the best node inside that stage becomes the primary placement.
 Facets (bottleneck, granularity, modality, scenario, training_free, kind) come from the winning node's
 catalog papers and neighbours, corrected by explicit wording (e.g. "training-free", "streaming video").
 """
@@ -20,8 +23,11 @@ from ..taxonomy import Taxonomy
 from .text import TfIdf, Vector, add_into, cosine, matched_terms, normalised
 
 K_NEIGHBOURS = 7
-W_PROTOTYPE, W_NEIGHBOURS, W_TERMS = 0.3, 0.4, 0.6
+W_PROTOTYPE, W_NEIGHBOURS, W_TERMS = 0.2, 0.7, 0.6
 ANCESTOR_SHARE = 0.5  # a paper on a child node also counts, at this weight, for the parent's prototype
+ANCESTOR_VOTE = 0.3        # a neighbour's vote for a node also goes, at this weight, to the node's ancestors
+K_STAGE = 7              # neighbours consulted for the stage
+STAGE_ANCESTOR_VOTE = 0.6  # the same when choosing the stage (so votes spread over a subtree add up)
 
 # Defaults per node prefix when the node's own catalog papers say nothing (longest prefix wins).
 # They follow the survey's tables: token compression is compute-bound, KV methods memory-bound, etc.
@@ -122,14 +128,6 @@ class Classification:
                 out.append(cat)
         return out
 
-    def stage_ranking(self) -> list[str]:
-        out: list[str] = []
-        for node, _ in self.node_scores:
-            s = node.split("/")[0]
-            if s not in out:
-                out.append(s)
-        return out
-
     def reasons(self) -> list[str]:
         out = []
         terms = self.matched_terms.get(self.primary) or next(iter(self.matched_terms.values()), [])
@@ -161,8 +159,12 @@ def _defaults(node: str) -> dict:
 
 class Classifier:
     def __init__(self, taxonomy: Taxonomy, examples: Sequence[Example], node_terms: dict[str, tuple[str, ...]],
-                 node_cues: dict[str, tuple[str, ...]] | None = None, weights: tuple[float, float, float] = (W_PROTOTYPE, W_NEIGHBOURS, W_TERMS), k: int = K_NEIGHBOURS):
+                 node_cues: dict[str, tuple[str, ...]] | None = None, embedder=None, embedding_share: float = 0.5,
+                 weights: tuple[float, float, float] = (W_PROTOTYPE, W_NEIGHBOURS, W_TERMS), k: int = K_NEIGHBOURS):
         self.weights, self.k = weights, k
+        # Optional: an object with encode(texts) -> unit vectors (site_gen.ingest.embed.SentenceEmbedder);
+        # neighbour similarity then blends TF-IDF and embedding cosine.
+        self.embedder, self.embedding_share = embedder, embedding_share
         self.taxonomy = taxonomy
         self.examples = list(examples)
         self.node_terms = node_terms
@@ -171,6 +173,7 @@ class Classifier:
         node_texts = {n.id: f"{n.label}. {n.description} {' '.join(node_terms.get(n.id, ()))}" for n in self.nodes}
         self.tfidf = TfIdf([e.text for e in self.examples] + list(node_texts.values()))
         self.vectors = [self.tfidf.vector(e.text) for e in self.examples]
+        self.embeddings = embedder.encode([e.text for e in self.examples]) if embedder else None
         self.prototypes: dict[str, Vector] = {}
         for n in self.nodes:
             acc: Vector = {}
@@ -189,10 +192,32 @@ class Classifier:
         curated = [p for p in papers if not p.candidate]
         return cls(taxonomy, [Example.from_paper(p) for p in curated], config.node_terms, config.node_cues)
 
-    def neighbours(self, vec: Vector, k: int = K_NEIGHBOURS, exclude: str | None = None) -> list[tuple[int, float]]:
-        sims = [(i, cosine(vec, v)) for i, v in enumerate(self.vectors) if self.examples[i].id != exclude]
+    def similarities(self, vec: Vector, text: str) -> list[float]:
+        sims = [cosine(vec, v) for v in self.vectors]
+        if self.embeddings is not None:
+            e = self.embedder.encode([text])[0]
+            b = self.embedding_share
+            sims = [(1 - b) * s + b * sum(x * y for x, y in zip(e, emb)) for s, emb in zip(sims, self.embeddings)]
+        return sims
+
+    def neighbours(self, vec: Vector, k: int = K_NEIGHBOURS, exclude: str | None = None,
+                   text: str = "") -> list[tuple[int, float]]:
+        sims = [(i, s) for i, s in enumerate(self.similarities(vec, text)) if self.examples[i].id != exclude]
         sims.sort(key=lambda x: -x[1])
         return sims[:k]
+
+    def _votes(self, nbrs: list[tuple[int, float]], ancestor_share: float) -> dict[str, float]:
+        """Neighbours vote for their placements with squared similarity (the closest count most)."""
+        weighted = [(i, s * s) for i, s in nbrs]
+        total = sum(s for _, s in weighted) or 1.0
+        votes: dict[str, float] = defaultdict(float)
+        for i, s in weighted:
+            for node, primary in self.examples[i].placements:
+                share = (1.0 if primary else 0.15) * s / total
+                votes[node] += share
+                for anc in self.taxonomy.ancestors(node):
+                    votes[anc.id] += ancestor_share * share
+        return votes
 
     def max_similarity(self, text: str) -> float:
         vec = self.tfidf.vector(text)
@@ -201,19 +226,14 @@ class Classifier:
     def classify(self, title: str, abstract: str = "", exclude: str | None = None) -> Classification:
         text = f"{title}. {abstract}"
         vec = self.tfidf.vector(text)
-        nbrs = self.neighbours(vec, k=self.k, exclude=exclude)
-        total_sim = sum(s for _, s in nbrs) or 1.0
-        votes: dict[str, float] = defaultdict(float)
-        for i, s in nbrs:
-            for node, primary in self.examples[i].placements:
-                share = (1.0 if primary else 0.5) * s / total_sim
-                votes[node] += share
-                for anc in self.taxonomy.ancestors(node):
-                    votes[anc.id] += 0.3 * share
+        wide = self.neighbours(vec, k=max(self.k, K_STAGE), exclude=exclude, text=text)
+        nbrs = wide[:self.k]
+        votes = self._votes(nbrs, ANCESTOR_VOTE)                    # for choosing the node
+        branch_votes = self._votes(wide[:K_STAGE], STAGE_ANCESTOR_VOTE)  # for choosing the stage
         term_hits = {node: matched_terms(text, terms) for node, terms in self.node_terms.items()}
         cue_hits = {node: matched_terms(text, cues) for node, cues in self.node_cues.items()}
         matched: dict[str, list[str]] = {}
-        scores = []
+        scores, branch_scores = [], []
         for n in self.nodes:
             proto = cosine(vec, self.prototypes[n.id])
             line = [*self.taxonomy.ancestors(n.id), n]   # terms and cues of a node hold for its subtree
@@ -224,12 +244,16 @@ class Classifier:
                 matched[n.id] = own + cues
             wp, wn, wt = self.weights
             scores.append((n.id, wp * proto + wn * votes.get(n.id, 0.0) + wt * terms))
+            branch_scores.append((n.id, wp * proto + wn * branch_votes.get(n.id, 0.0) + wt * terms))
+        # Two levels: the stage is the one whose best node wins when neighbours also vote for ancestors,
+        # the node is the best one inside that stage.
+        stage = stage_of(max(branch_scores, key=lambda x: x[1])[0])
         scores.sort(key=lambda x: -x[1])
-        primary = scores[0][0]
-        if self.taxonomy.node_by_id[primary].view != "stage":  # pragma: no cover - nodes are stage-view
-            primary = next(n for n, _ in scores if self.taxonomy.node_by_id[n].view == "stage")
+        primary = next(n for n, _ in scores if stage_of(n) == stage)
+        scores.sort(key=lambda x: (x[0] != primary, -x[1]))   # primary first, then by score
         best = scores[0][1] or 1e-9
-        runner = next((s for n, s in scores[1:] if not primary.startswith(n + "/") and not n.startswith(primary + "/")), 0.0)
+        runner = max((s for n, s in scores[1:] if not primary.startswith(n + "/") and not n.startswith(primary + "/")),
+                     default=0.0)
         confidence = max(0.0, min(1.0, 0.5 + (best - runner) / (2 * best))) * min(1.0, best / 0.25)
         secondary = [n for n, s in scores[1:4]
                      if s >= 0.8 * best and category_of(n) != category_of(primary) and stage_of(n) != "resources"]
@@ -242,6 +266,35 @@ class Classifier:
         )
 
     # ---- facets ----
+    def _modality(self, low: str, near: list[tuple[Example, float]]) -> list[str]:
+        """Neighbours' modalities, overruled by what the text says (no video word: no video tag)."""
+        count = {m: sum(low.count(w) for w in words) for m, words in MODALITY_TERMS.items()}
+        has = {m: c > 0 for m, c in count.items()}
+        visual = any(h in low for h in VISUAL_HINTS)
+        if not visual:
+            return ["text"]
+        votes = self._vote("modality", near)
+        top = max(votes.values(), default=0.0) or 1.0
+        score = {m: v / top for m, v in votes.items() if m != "text"}
+        for m in ("video", "streaming-video", "multi-image"):
+            if has[m] and (m != "streaming-video" or has["video"]):
+                score[m] = score.get(m, 0.0) + 0.6 + 0.3 * min(count[m], 3)  # said more often, trusted more
+            elif m in score:
+                del score[m]
+        if not score:
+            return ["general"]
+        best = max(score.values())
+        picked = [m for m, v in sorted(score.items(), key=lambda x: -x[1]) if v >= 0.6 * best][:2]
+        if "streaming-video" in picked and "video" in picked:
+            picked.remove("video")
+        if "general" in picked and len(picked) > 1 and picked[0] != "general":
+            picked.remove("general")      # "general" means any visual input: it never comes with another tag
+        elif "general" in picked and len(picked) > 1:
+            picked = ["general"]
+        if "image" in picked and "general" in picked:
+            picked.remove("general" if score["image"] >= score["general"] else "image")
+        return picked
+
     def _vote(self, field_name: str, items: list[tuple[Example, float]]) -> Counter:
         c: Counter = Counter()
         for ex, w in items:
@@ -273,11 +326,7 @@ class Classifier:
             return [t for t, v in votes.most_common() if v >= 0.6 * top][:2]
 
         bottleneck, granularity = pick("bottleneck"), pick("granularity")
-        modality = next(([m] for m, words in MODALITY_TERMS.items() if any(w in low for w in words)), None)
-        if modality == ["streaming-video"] and "video" not in low:
-            modality = None
-        if modality is None:
-            modality = ["general"] if any(h in low for h in VISUAL_HINTS) else ["text"]
+        modality = self._modality(low, near)
         scenario: list[str] = []
         if stage_of(primary) != "resources":
             scenario = ["streaming"] if modality == ["streaming-video"] else ["serving"] if primary.startswith("system/serving") else ["static"]

@@ -1,27 +1,20 @@
 """Recognise papers we already have: in the catalog, on the rejected list, or earlier in this run.
 
 A paper is "known" when its arXiv id (without version), its DOI (case-insensitive) or its title matches;
-titles match after normalisation (case, accents, punctuation, spacing) or when they are near-duplicates
-(same words up to a typo or a changed subtitle punctuation).
+titles match after normalisation (case, accents, punctuation, spacing) or when they are near-duplicates by
+the catalog validator's rule (same numbers, mostly the same words, similarity >= its threshold), so that
+every candidate written here also passes `python -m site_gen validate`.
 """
 from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-NEAR_DUPLICATE_RATIO = 0.93
-
-
-def normalise_title(title: str) -> str:
-    text = unicodedata.normalize("NFKD", title)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    text = re.sub(r"[^a-z0-9]+", " ", text)
-    return re.sub(r"\s+", " ", text).strip()
+from ..validate import NEAR_DUPLICATE_RATIO, normalise_title
 
 
 @dataclass(frozen=True)
@@ -60,14 +53,17 @@ class DedupIndex:
         norm = normalise_title(title)
         if norm in self.by_title:
             return self.by_title[norm], "same title"
+        numbers, words = re.findall(r"\d+", norm), set(norm.split())
         matcher = difflib.SequenceMatcher(autojunk=False)
         matcher.set_seq2(norm)
         for other, known in self.by_title.items():
-            if abs(len(other) - len(norm)) > 0.15 * max(len(norm), 1):
-                continue
             matcher.set_seq1(other)
-            if matcher.real_quick_ratio() >= NEAR_DUPLICATE_RATIO and matcher.quick_ratio() >= NEAR_DUPLICATE_RATIO \
-                    and matcher.ratio() >= NEAR_DUPLICATE_RATIO:
+            if matcher.real_quick_ratio() < NEAR_DUPLICATE_RATIO or re.findall(r"\d+", other) != numbers:
+                continue
+            other_words = set(other.split())
+            if len(words & other_words) / max(len(words | other_words), 1) < 0.6:
+                continue
+            if matcher.quick_ratio() >= NEAR_DUPLICATE_RATIO and matcher.ratio() >= NEAR_DUPLICATE_RATIO:
                 return known, f"near-duplicate title ({matcher.ratio():.2f})"
         return None
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from .. import paths
-from .atomic import atomic_write_text
+from ..atomic import write_text_atomic as atomic_write_text
 from .dedup import Known
 from .record import split_arxiv_id
 
@@ -72,3 +72,28 @@ def add_rejection(rejection: Rejection, path: Path = REJECTED_PATH) -> bool:
     body = yaml.safe_dump({"rejected": entries}, sort_keys=False, allow_unicode=True, width=1000)
     atomic_write_text(path, HEADER + body)
     return True
+
+
+def merge_rejected(other: Path, path: Path = REJECTED_PATH) -> int:
+    """Add the rejections listed in `other` (e.g. the ingestion branch's copy) to `path`; returns how many."""
+    added = 0
+    for r in load_rejected(other):
+        added += add_rejection(r, path)
+    return added
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m site_gen.ingest.rejected --merge FILE`: union FILE's rejections into the catalog's list."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m site_gen.ingest.rejected", description=main.__doc__)
+    ap.add_argument("--merge", type=Path, required=True, metavar="FILE")
+    ap.add_argument("--into", type=Path, default=REJECTED_PATH)
+    args = ap.parse_args(argv)
+    n = merge_rejected(args.merge, args.into)
+    print(f"{n} rejection(s) added to {args.into}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,7 +18,7 @@ import yaml
 
 from ..models import SLUG_RE, Paper
 from ..taxonomy import Taxonomy
-from .atomic import atomic_write_text
+from ..atomic import write_text_atomic as atomic_write_text
 from .classify import Classification
 from .record import ArxivRecord
 
