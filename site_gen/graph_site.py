@@ -21,6 +21,7 @@ from .enrich.store import load_store
 from .graph import BUILDS_ON, CITES, CitationGraph, build_graph
 from .graph_layout import layout
 from .render import urls
+from .render.blocks import region
 from .render.registry import register_page_builder, register_paper_section
 
 GRAPH_PAGE = "graph.md"
@@ -226,34 +227,39 @@ def _ego_line(a, b, sources) -> str:
             'marker-end="url(#atlas-ego-arrow)"/>')
 
 
+def _paper_links(ctx, ids) -> str:
+    by = ctx.catalog.by_id
+    return ", ".join(f'<a href="{h(ctx.href(urls.paper(n)))}">{h(by[n].name)}</a>' for n in ids)
+
+
 @register_paper_section(slot="citations")
 def citation_section(ctx, paper) -> str | None:
+    """Finished HTML in a region kept out of Markdown and the search index (names of other papers add
+    nothing to a search for this one, and thousands of paper pages build much faster)."""
     view = GraphView.of(ctx)
     cg = view.cg
     if paper.id not in cg.graph:
         return None
-    by = ctx.catalog.by_id
     cites, cited_by = cg.cites(paper.id), cg.cited_by(paper.id)
-    links = lambda ids: ", ".join(ctx.paper_link(by[n]) for n in ids) or "none so far"  # noqa: E731
-    out = ["## Citations in the catalog", ""]
+    out = ['<h2 id="citations-in-the-catalog">Citations in the catalog</h2>']
     if paper.id not in cg.enriched:
-        out += ["*No Semantic Scholar reference data for this paper yet; links below come from curated "
-                "*builds on* entries and from other papers' reference lists.*", ""]
+        out.append("<p><em>No Semantic Scholar reference data for this paper yet; links below come from curated "
+                   "builds-on entries and from other papers' reference lists.</em></p>")
     if cites or cited_by:
-        out += [f'<div class="atlas-ego" markdown="0">{ego_svg(ctx, view, paper.id)}</div>', "",
-                "Solid arrows: curated *builds on*; dashed: citation only.", ""]
-    out += [f"**Cites in the catalog ({len(cites)}):** {links(cites)}", "",
-            f"**Cited by in the catalog ({len(cited_by)}):** {links(cited_by)}", ""]
+        out += [f'<div class="atlas-ego">{ego_svg(ctx, view, paper.id)}</div>',
+                "<p>Solid arrows: curated <em>builds on</em>; dashed: citation only.</p>"]
+    out += [f"<p><strong>Cites in the catalog ({len(cites)}):</strong> {_paper_links(ctx, cites) or 'none so far'}</p>",
+            f"<p><strong>Cited by in the catalog ({len(cited_by)}):</strong> {_paper_links(ctx, cited_by) or 'none so far'}</p>"]
     lineage = cg.lineage(paper.id)
     if len(lineage) > 1:
-        out += ["**Lineage:** " + " → ".join(ctx.paper_link(by[n]) for n in lineage), ""]
+        out.append("<p><strong>Lineage:</strong> " + " → ".join(_paper_links(ctx, [n]) for n in lineage) + "</p>")
     related = cg.related(paper.id, 8)
     if related:
-        out += ["**Related:**", ""]
+        items = []
         for n, cocited, shared in related:
             why = ", ".join(x for x in (f"co-cited {cocited}×" if cocited else "",
                                         f"{shared} shared references" if shared else "") if x)
-            out.append(f"- {ctx.paper_link(by[n])} ({why})")
-        out.append("")
-    out.append(f"[See it in the whole citation graph]({ctx.link(GRAPH_PAGE)})")
-    return "\n".join(out) + "\n"
+            items.append(f"<li>{_paper_links(ctx, [n])} ({why})</li>")
+        out.append("<p><strong>Related:</strong></p>\n<ul>\n" + "\n".join(items) + "\n</ul>")
+    out.append(f'<p><a href="{h(ctx.href(GRAPH_PAGE))}">See it in the whole citation graph</a></p>')
+    return region("\n".join(out), searchable=False)

@@ -164,7 +164,8 @@ def mkdocs_build(root: Path, docs: Path) -> Path:
     cfg_path = root / "mkdocs.yml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(cfg_path)],
+    # no -q: it silences warnings before --strict can count them, so a strict build could never fail
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(cfg_path)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, f"mkdocs build --strict failed:\n{proc.stdout}\n{proc.stderr}"
     return root / "site"

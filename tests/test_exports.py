@@ -92,3 +92,37 @@ def test_cli_export_writes_file_atomically(tmp_path, fmt):
     assert result.returncode == 0, result.stderr
     assert out.read_text(encoding="utf-8") == render_export(load_catalog(), fmt)
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temp files left behind
+
+
+def _random_text(rng) -> str:
+    tricky = list(":-#'\"{}[],&*!|>%@`?\\/.\n\t\r") + ["é", "—", "…", "\u00a0", "中", "\u200b", "\ufeff", "\x7f", "\x85",
+                                                   "\u2028", "😀", "- ", ": ", " #", "yes", "null", "2024-01-01", "0x1F"]
+    n = rng.randint(0, 260 if rng.random() < 0.3 else 25)
+    return "".join(rng.choice(tricky) if rng.random() < 0.2 else rng.choice("abcdefgh xyz ") for _ in range(n))
+
+
+def test_yaml_export_is_byte_identical_to_pure_python_safe_dump():
+    """The fast path (libyaml for records it writes identically) must not change a single byte."""
+    import random
+
+    from site_gen.exports import yaml_sequence
+
+    rng = random.Random(3)
+    rows = []
+    for i in range(1500):
+        rich = rng.random() < 0.3  # mostly plain text (libyaml path), some with emoji, controls, line breaks
+        text = _random_text if rich else (lambda r: "".join(r.choice("abcdefgh xyz:-'\"é—中") for _ in range(r.randint(0, 200))))
+        rows.append({"id": f"p{i}", "title": text(rng), "authors": [text(rng) for _ in range(rng.randint(0, 3))],
+                     "year": rng.randint(1990, 2030), "venue": rng.choice([None, text(rng)]),
+                     "training_free": rng.choice([None, True, False]), "builds_on": [], "summary": text(rng)})
+    expected = yaml.safe_dump(rows, sort_keys=False, allow_unicode=True, width=120)
+    assert yaml_sequence(rows) == expected
+    assert yaml_sequence([]) == yaml.safe_dump([], sort_keys=False, allow_unicode=True, width=120)
+    assert yaml_sequence(rows[:1]) == yaml.safe_dump(rows[:1], sort_keys=False, allow_unicode=True, width=120)
+
+
+def test_yaml_export_of_a_catalog_matches_safe_dump(small_catalog):
+    from site_gen.exports import records
+
+    assert render_export(small_catalog, "yaml") == yaml.safe_dump(records(small_catalog), sort_keys=False,
+                                                                  allow_unicode=True, width=120)

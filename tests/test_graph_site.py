@@ -60,16 +60,30 @@ def test_static_svg_fallback_links_every_paper():
     assert (tree.site / "assets" / "vendor" / "cytoscape" / "LICENSE").is_file()
 
 
+def _text(html: str) -> str:
+    """Visible text of an HTML fragment, whitespace collapsed (tags dropped)."""
+    import re
+
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
+
+
 def test_paper_pages_show_cites_cited_by_and_ego_graph():
     tree = built_site()
-    fast = (tree.docs / "papers" / "fastprune.md").read_text()
-    assert "**Cited by in the catalog (1):** [Mergeall](mergeall.md)" in fast
-    assert "**Cites in the catalog (0):** none so far" in fast
+    fast = (tree.site / "papers" / "fastprune" / "index.html").read_text()
+    assert "Cited by in the catalog (1): Mergeall" in _text(fast)
+    assert "Cites in the catalog (0): none so far" in _text(fast)
+    assert '<h2 id="citations-in-the-catalog">Citations in the catalog</h2>' in fast
     assert 'class="atlas-ego-graph"' in fast
     assert 'href="../mergeall/"' in fast or 'href="../../papers/mergeall/"' in fast
-    merge = (tree.docs / "papers" / "mergeall.md").read_text()
-    assert "**Cites in the catalog (1):** [Fastprune](fastprune.md)" in merge
-    assert "**Lineage:** [Mergeall](mergeall.md) → [Fastprune](fastprune.md)" in merge
+    merge = (tree.site / "papers" / "mergeall" / "index.html").read_text()
+    assert "Cites in the catalog (1): Fastprune" in _text(merge)
+    assert "Lineage: Mergeall → Fastprune" in _text(merge)
+    for page, html in (("fastprune", fast), ("mergeall", merge)):
+        # every paper link of the section resolves to a built page; the section is plain HTML, no Markdown left
+        section = html[html.index('id="citations-in-the-catalog"'):]
+        for href in __import__("re").findall(r'<a href="(\.\./[^"#]+)"', section):
+            assert ((tree.site / "papers" / page / href).resolve() / "index.html").is_file(), href
+        assert "**" not in section and "](" not in section
     # the placeholder for the citations slot is gone once the section is there
     assert 'data-slot="citations"' not in fast
 

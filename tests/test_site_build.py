@@ -369,11 +369,12 @@ def test_hook_output_equals_plain_markdown_output():
     from site_gen.render.blocks import region
 
     src = ("# Title\n" + region("<p>kept <em>as is</em></p>\n<ul>\n<li>a</li>\n</ul>")
+           + region("<p>late, next to it</p>", searchable=False)
+           + region("<p>searchable</p>\n" + region("<p>late <b>inside</b> searchable</p>", searchable=False) + "<p>tail</p>")
            + "\n## Section\n\nSome *markdown* text.\n" + region('<table>\n<tr><td>x</td></tr>\n</table>', searchable=False))
     ext = ["tables", "attr_list", "md_in_html", "admonition", "toc"]
     plain = markdown.markdown(src, extensions=ext)
-    text, content = hooks.split_fragments(src)
-    text, late = hooks.split_fragments(text, hooks.LATE_BEGIN, hooks.LATE_END, hooks.LATE_SLOT)
+    text, content, late = hooks.lift_fragments(src)
     hooked = hooks.join_fragments(hooks.join_fragments(markdown.markdown(text, extensions=ext), content), late,
                                   hooks.LATE_SLOT)
 
@@ -383,3 +384,32 @@ def test_hook_output_equals_plain_markdown_output():
 
     assert norm(hooked) == norm(plain)
     assert "<em>as is</em>" in hooked and "<em>markdown</em>" in hooked
+    # adjacent fragments reach Markdown as one slot; the late ones stay out of the searchable content
+    assert text.count("atlas:slot:") == 2 and text.count("atlas:late-slot:") == 0  # before and after the section
+    assert "late, next to it" not in " ".join(content) and "late <b>inside</b>" in " ".join(late)
+    assert hooked.index("kept") < hooked.index("late, next to it") < hooked.index("searchable") \
+        < hooked.index("late <b>inside</b>") < hooked.index("tail") < hooked.index("Section")
+
+
+def test_generation_keeps_long_lived_objects_out_of_gc_passes_and_restores_the_collector():
+    import gc
+
+    from site_gen.render.build import long_lived_objects_frozen
+
+    assert gc.get_freeze_count() == 0
+    keep = [object() for _ in range(10)]
+    with long_lived_objects_frozen():
+        assert gc.get_freeze_count() >= len(keep)
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # someone else's freeze is left alone
+    try:
+        before = gc.get_freeze_count()
+        with long_lived_objects_frozen():
+            pass
+        assert gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()
+    with pytest.raises(RuntimeError):  # restored on errors too
+        with long_lived_objects_frozen():
+            raise RuntimeError("boom")
+    assert gc.get_freeze_count() == 0

@@ -83,7 +83,9 @@ def test_real_catalog_builds_strict(tmp_path):
     config = tmp_path / "mkdocs.yml"
     text = (paths.ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     text = text.replace("docs_dir: build/docs", f"docs_dir: {docs}")
-    text = text.replace("  - site_gen/render/mkdocs_hooks.py", f"  - {paths.ROOT / 'site_gen/render/mkdocs_hooks.py'}")
+    # every hook path (relative to the repository) made absolute, since the config now lives in tmp_path
+    text = __import__("re").sub(r"^  - (site_gen/\S+\.py)$", lambda m: f"  - {paths.ROOT / m.group(1)}", text,
+                                flags=__import__("re").M)
     config.write_text(text, encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config),
                              "--site-dir", str(tmp_path / "site")], cwd=paths.ROOT, capture_output=True, text=True,

@@ -6,11 +6,13 @@ never leaves a half-written site, and two runs on the same catalog produce byte-
 """
 from __future__ import annotations
 
+import gc
 import os
 import posixpath
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +53,22 @@ def make_context(catalog: Catalog, out_dir: Path, *, repo_root: Path = paths.ROO
                          repo_root=repo_root, site_url=site_url)
 
 
+@contextmanager
+def long_lived_objects_frozen():
+    """Keep the objects that exist now (catalog, indexes) out of the garbage collector's passes for the
+    duration of the block. They live for the whole build anyway; scanning them again and again made
+    generation grow faster than the catalog (the YAML export of 4,000 papers took 3x that of 2,000).
+    Restores the collector's state afterwards; does nothing if something else froze objects already."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def build_site(catalog: Catalog, out_dir: Path, *, repo_root: Path = paths.ROOT, docs_src: Path | None = None,
                cards_dir: Path | None = None, bench_dir: Path | None = None,
                site_url: str | None = None) -> BuildReport:
@@ -59,6 +77,11 @@ def build_site(catalog: Catalog, out_dir: Path, *, repo_root: Path = paths.ROOT,
     docs_src = docs_src if docs_src is not None else repo_root / "docs"
     ctx = make_context(catalog, out_dir, repo_root=repo_root, cards_dir=cards_dir, bench_dir=bench_dir,
                        site_url=site_url)
+    with long_lived_objects_frozen():
+        return _generate(ctx, out_dir, docs_src)
+
+
+def _generate(ctx: RenderContext, out_dir: Path, docs_src: Path) -> BuildReport:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:

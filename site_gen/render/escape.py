@@ -11,6 +11,7 @@ URLs get a separate check, `safe_href`: only absolute http(s) URLs are ever emit
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -43,7 +44,12 @@ def esc(text: object) -> str:
     """Inert, single-line text: whitespace (newlines included) collapses to one space."""
     if text is None:
         return ""
-    return _escape_leading(_WS.sub(" ", str(text)).strip().translate(_TABLE))
+    return _esc(str(text))
+
+
+@functools.lru_cache(maxsize=1 << 15)  # labels and names recur on thousands of pages; a pure function
+def _esc(text: str) -> str:
+    return _escape_leading(_WS.sub(" ", text).strip().translate(_TABLE))
 
 
 def esc_paragraphs(text: object) -> list[str]:

@@ -10,11 +10,17 @@ but it still scans every tag, which made the build several times slower than a p
   only in `on_post_page`, into the finished HTML: for link-heavy blocks (tag lists, BibTeX, tables of
   other papers) that add nothing to search but would cost the search indexer a parse of every tag.
 
+Fragments that follow each other with only blank lines between them are handed back to Markdown as
+one slot (a late fragment inside it stays a late slot), so a page made only of fragments costs Python-Markdown
+one HTML comment instead of one per fragment.
+
 Without this hook the page shows the same HTML (MkDocs keeps raw HTML blocks); only the build is
 slower and the search index larger. This file must not import the rest of the project (MkDocs loads
 it by path).
 """
 from __future__ import annotations
+
+import re
 
 BEGIN = "<!-- atlas:html:begin -->"
 END = "<!-- atlas:html:end -->"
@@ -56,12 +62,45 @@ def join_fragments(html: str, parts: list[str], slot: str = SLOT) -> str:
     return html
 
 
+_MARKER = re.compile(r"<!-- atlas:(slot|late-slot):(\d+) -->")
+
+
+def collapse_slots(markdown: str, parts: list[str]) -> tuple[str, list[str]]:
+    """Merge runs of slots separated only by whitespace into one slot: (new Markdown, new fragments).
+    Late-slot markers inside a run are kept, as text of the merged fragment."""
+    pieces = _MARKER.split(markdown)  # text, kind, index, text, kind, index, ..., text
+    out, merged, run = [pieces[0]], [], []
+    for i in range(1, len(pieces), 3):
+        kind, index, text = pieces[i], int(pieces[i + 1]), pieces[i + 2]
+        run.append(parts[index] if kind == "slot" else LATE_SLOT.format(index))
+        if text.strip() or i + 3 >= len(pieces):
+            out.append(SLOT.format(len(merged)))
+            merged.append("\n".join(run))
+            run = []
+            out.append(text)
+    return "".join(out), merged
+
+
+def lift_fragments(markdown: str) -> tuple[str, list[str], list[str]]:
+    """(Markdown left for the converter, fragments for `on_page_content`, fragments for `on_post_page`)."""
+    late: list[str] = []
+    content: list[str] = []
+    if LATE_BEGIN in markdown:  # first, so a late fragment may sit inside a searchable one
+        markdown, late = split_fragments(markdown, LATE_BEGIN, LATE_END, LATE_SLOT)
+    if BEGIN in markdown:
+        markdown, content = split_fragments(markdown)
+    if content or late:
+        markdown, content = collapse_slots(markdown, content)
+    return markdown, content, late
+
+
 def on_page_markdown(markdown, page, config, files):
     key = page.file.src_uri
-    if BEGIN in markdown:
-        markdown, _content[key] = split_fragments(markdown)
-    if LATE_BEGIN in markdown:
-        markdown, _late[key] = split_fragments(markdown, LATE_BEGIN, LATE_END, LATE_SLOT)
+    markdown, content, late = lift_fragments(markdown)
+    if content:
+        _content[key] = content
+    if late:
+        _late[key] = late
     return markdown
 
 

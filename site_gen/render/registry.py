@@ -7,6 +7,8 @@ without editing the site core.
   root; `ctx.at(relative_path)` gives one bound to your page, whose `paper_url(paper_id)` is the
   relative link from that page.
 - `PAPER_SECTIONS`: callables `(ctx, paper) -> markdown or None`; `ctx` is bound to the paper's page.
+  A section may instead return finished HTML wrapped in `blocks.region(html, ...)` (it then carries its
+  own `<h2>`; the build skips Markdown for it).
   Each non-empty result becomes one section of the paper page, in registration order. A section may
   declare the slot it fills with `register_paper_section(fn, slot=...)` (or a `slot` attribute on the
   function): "citations" (cites / cited by in the catalog), "run" (how to run the method) or

@@ -9,6 +9,7 @@ from .. import urls
 from ..blocks import a, candidate_badge, paper_a, region, runnable_badge
 from ..context import RenderContext
 from ..escape import esc, esc_block, esc_paragraphs, external_link, front_matter_title
+from ..mkdocs_hooks import BEGIN, LATE_BEGIN
 from ..registry import PAPER_SECTIONS, SLOTS, register_page_builder, section_slot
 
 
@@ -143,7 +144,7 @@ def render_sections(ctx: RenderContext, paper: Paper) -> str:
         if slot:
             filled.add(slot)
         text = text.strip("\n")
-        if not text.startswith("#"):
+        if not text.startswith(("#", BEGIN, LATE_BEGIN)):  # a region carries its own heading
             title = getattr(fn, "title", None) or fn.__name__.replace("_", " ").strip().capitalize()
             text = f"## {esc(title)}\n\n{text}"
         parts.append(text)
