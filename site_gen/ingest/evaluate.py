@@ -1,10 +1,12 @@
 """Measure the offline classifier and the relevance filter; prints the numbers.
 
-    python -m site_gen.ingest.evaluate [--papers DIR ...] [--labelled FILE]
+    python -m site_gen.ingest.evaluate [--papers DIR ...] [--labelled FILE] [--half A] [--title-weight W]
 
 Leave-one-out: every curated paper in the given directories (default catalog/papers) is classified by a
 classifier trained on all the others, from its title and summary (and abstract when the file has one),
-and compared with its curated tags. Relevance: precision and recall of the relevance filter at the
+and compared with its curated tags. Held-out half: the papers are split at random (fixed seed) into a
+tuning half A and a held-out half B; a classifier trained on A alone classifies B. Tune only with
+`--half A` (leave-one-out inside A), so that B stays unseen. Relevance: precision and recall of the relevance filter at the
 configured threshold on a labelled set of on-topic and off-topic abstracts (tests/data/relevance_labelled.yaml).
 """
 from __future__ import annotations
