@@ -219,3 +219,23 @@ def test_evaluation_split_is_fixed_disjoint_and_complete():
     assert {e.id for e in a} | {e.id for e in b} == {e.id for e in examples} and not {e.id for e in a} & {e.id for e in b}
     assert {e.id for e in split_halves(list(reversed(examples)), seed=3)[0]} == {e.id for e in a}   # order-free
     assert {e.id for e in split_halves(examples, seed=4)[0]} != {e.id for e in a}
+
+
+def test_stage_margin_flags_uncertain_stage_and_selective_accuracy():
+    from site_gen.ingest.classify import Classification
+    from site_gen.ingest.evaluate import selective_accuracy
+
+    def cls(scores):
+        stage = max(scores, key=scores.get)
+        return Classification(primary=f"{stage}/x", confidence=0.5, node_scores=[], secondary=[], stage=stage,
+                              kind="method", bottleneck=[], granularity=[], modality=[], scenario=[],
+                              training_free=None, stage_scores=scores)
+    close = cls({"encoding": 0.50, "prefilling": 0.48, "decoding": 0.1})
+    assert close.stage_margin == pytest.approx(0.04) and close.runner_up_stage() == "prefilling"
+    assert any(r.startswith("stage uncertain: encoding only just ahead of prefilling") for r in close.reasons())
+    clear = cls({"encoding": 0.9, "prefilling": 0.1})
+    assert clear.stage_margin == pytest.approx(0.8889, abs=1e-3)
+    assert not any(r.startswith("stage uncertain") for r in clear.reasons())
+    # The most certain 50% are both right, the rest wrong.
+    acc = selective_accuracy([(0.9, True), (0.1, False), (0.8, True), (0.05, False)], coverages=(1.0, 0.5))
+    assert acc == {1.0: 0.5, 0.5: 1.0}
