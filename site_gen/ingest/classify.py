@@ -102,7 +102,7 @@ class Example:
         return cls(id=p.id, text=text, placements=tuple((pl.node, pl.primary) for pl in p.placements),
                    bottleneck=tuple(p.bottleneck), granularity=tuple(p.granularity), modality=tuple(p.modality),
                    scenario=tuple(p.scenario), training_free=p.training_free, kind=p.kind,
-                   title=f"{p.name}: {p.title}" if p.name and p.name not in p.title else p.title,
+                   title=f"{p.name}: {p.title}" if p.name else p.title,
                    body=" ".join(x for x in (p.summary, p.abstract or "") if x))
 
     @property
