@@ -14,6 +14,7 @@ from site_gen.ingest.evaluate import LABELLED, relevance_eval
 from site_gen.ingest.record import ArxivRecord, clean_doi, code_links, split_arxiv_id
 from site_gen.ingest.rejected import Rejection, add_rejection, load_rejected
 from site_gen.ingest.write import choose_id, short_name, slugify
+from site_gen import paths
 from site_gen.taxonomy import load_taxonomy
 
 DATA = Path(__file__).parent / "data"
@@ -171,3 +172,70 @@ def test_merging_the_branch_rejections(tmp_path):
     add_rejection(Rejection("cs/0601001", "Old", "b", None), theirs)
     assert rejected_main(["--merge", str(theirs), "--into", str(ours)]) == 0
     assert [r.arxiv for r in load_rejected(ours)] == ["2611.00001", "cs/0601001"]
+
+
+def test_inside_word_phrases_and_title_cues_config(tmp_path):
+    from site_gen.ingest.text import matched_terms
+    assert matched_terms("StreamingBench: streaming video", ["*bench"]) == ["*bench"]
+    assert matched_terms("StreamingBench: streaming video", ["bench"]) == []       # word start only
+    cfg = load_config(taxonomy=load_taxonomy())
+    assert "*bench" in cfg.title_cues["resources/benchmarks"]
+    assert "serving" in cfg.title_cues["system/serving"]
+    bad = tmp_path / "ingest.yaml"
+    text = (paths.CATALOG / "ingest.yaml").read_text(encoding="utf-8")
+    bad.write_text(text + "\n  no/such-node: [x]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="title_cues names unknown taxonomy node 'no/such-node'"):
+        load_config(bad, taxonomy=load_taxonomy())
+
+
+def test_title_cue_routes_a_benchmark_named_only_in_its_title():
+    """The body reads like a video method; the title names a benchmark: the title cue decides the stage."""
+    tax = load_taxonomy()
+    cfg = load_config(taxonomy=tax)
+    examples = [
+        _example(1, "encoding/keyframe-selection/training-free", "Select key frames of long videos for video LLMs"),
+        _example(2, "encoding/keyframe-selection/training-free", "Frame selection picks query-relevant video frames"),
+        _example(3, "resources/benchmarks/video", "A benchmark of questions about long videos", kind="benchmark"),
+    ]
+    title, body = "LongFrameBench: long videos", "Questions about selected key frames of long videos for video LLMs."
+    plain = Classifier(tax, examples, cfg.node_terms, cfg.node_cues)
+    assert plain.classify(title, body).stage == "encoding"
+    cued = Classifier(tax, examples, cfg.node_terms, cfg.node_cues, title_cues=cfg.title_cues)
+    res = cued.classify(title, body)
+    assert res.stage == "resources" and res.primary.startswith("resources/benchmarks")
+    assert "title: bench" in res.matched_terms[res.primary]
+    assert set(res.stage_scores) >= {"encoding", "resources"}
+    assert res.stage_scores["resources"] > res.stage_scores["encoding"]
+    # Title cues look at the title only: the same word in the body does not fire.
+    assert "title: bench" not in cued.classify("FrameSel", "We bench-test on LongFrameBench.").matched_terms.get(
+        "resources/benchmarks/video", [])
+
+
+def test_evaluation_split_is_fixed_disjoint_and_complete():
+    from site_gen.ingest.evaluate import split_halves
+    examples = [_example(i, "prefilling/token-compression", f"paper {i}") for i in range(11)]
+    a, b = split_halves(examples, seed=3)
+    assert len(a) == 5 and len(b) == 6
+    assert {e.id for e in a} | {e.id for e in b} == {e.id for e in examples} and not {e.id for e in a} & {e.id for e in b}
+    assert {e.id for e in split_halves(list(reversed(examples)), seed=3)[0]} == {e.id for e in a}   # order-free
+    assert {e.id for e in split_halves(examples, seed=4)[0]} != {e.id for e in a}
+
+
+def test_stage_margin_flags_uncertain_stage_and_selective_accuracy():
+    from site_gen.ingest.classify import Classification
+    from site_gen.ingest.evaluate import selective_accuracy
+
+    def cls(scores):
+        stage = max(scores, key=scores.get)
+        return Classification(primary=f"{stage}/x", confidence=0.5, node_scores=[], secondary=[], stage=stage,
+                              kind="method", bottleneck=[], granularity=[], modality=[], scenario=[],
+                              training_free=None, stage_scores=scores)
+    close = cls({"encoding": 0.50, "prefilling": 0.48, "decoding": 0.1})
+    assert close.stage_margin == pytest.approx(0.04) and close.runner_up_stage() == "prefilling"
+    assert any(r.startswith("stage uncertain: encoding only just ahead of prefilling") for r in close.reasons())
+    clear = cls({"encoding": 0.9, "prefilling": 0.1})
+    assert clear.stage_margin == pytest.approx(0.8889, abs=1e-3)
+    assert not any(r.startswith("stage uncertain") for r in clear.reasons())
+    # The most certain 50% are both right, the rest wrong.
+    acc = selective_accuracy([(0.9, True), (0.1, False), (0.8, True), (0.05, False)], coverages=(1.0, 0.5))
+    assert acc == {1.0: 0.5, 0.5: 1.0}

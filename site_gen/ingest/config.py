@@ -52,6 +52,7 @@ class IngestConfig:
     queries: tuple[QuerySpec, ...]
     node_terms: dict[str, tuple[str, ...]] = field(default_factory=dict)   # query terms, per node
     node_cues: dict[str, tuple[str, ...]] = field(default_factory=dict)    # classifier cues, per subtree
+    title_cues: dict[str, tuple[str, ...]] = field(default_factory=dict)   # cues that count in the title only
 
     def search_query(self, spec: QuerySpec, since: dt.date, until: dt.date) -> str:
         """The arXiv API `search_query` for one spec, restricted to submissions in [since, until]."""
@@ -112,6 +113,7 @@ def load_config(path: Path = INGEST_CONFIG, taxonomy: Taxonomy | None = None) ->
         if taxonomy is not None and node not in taxonomy.node_by_id:
             raise ConfigError(f"{path}: cues names unknown taxonomy node {node!r}")
         extra_cues[node] = _phrases(phrases, f"cues.{node}")
+    title_cues = _node_phrases(raw.get("title_cues"), "title_cues", path, taxonomy)
     if not queries:
         raise ConfigError(f"{path}: no queries; add at least one under 'queries:'")
     node_terms: dict[str, tuple[str, ...]] = {}
@@ -127,4 +129,19 @@ def load_config(path: Path = INGEST_CONFIG, taxonomy: Taxonomy | None = None) ->
         queries=tuple(queries),
         node_terms=node_terms,
         node_cues=extra_cues,
+        title_cues=title_cues,
     )
+
+
+def _node_phrases(raw, key: str, path: Path, taxonomy: Taxonomy | None) -> dict[str, tuple[str, ...]]:
+    """A mapping of taxonomy node ids to phrase lists (empty when the key is absent)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: '{key}' must map taxonomy node ids to lists of phrases")
+    out: dict[str, tuple[str, ...]] = {}
+    for node, phrases in raw.items():
+        if taxonomy is not None and node not in taxonomy.node_by_id:
+            raise ConfigError(f"{path}: {key} names unknown taxonomy node {node!r}")
+        out[node] = _phrases(phrases, f"{key}.{node}")
+    return out

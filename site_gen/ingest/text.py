@@ -54,10 +54,15 @@ def features(text: str) -> Counter:
     return feats
 
 
+@lru_cache(maxsize=4096)
 def phrase_pattern(term: str) -> re.Pattern:
-    """Matches a config phrase at a word start, tolerant of '-' vs ' ' (e.g. 'kv cache' / 'kv-cache')."""
-    parts = [re.escape(p) for p in re.split(r"[\s\-]+", term.strip().lower()) if p]
-    return re.compile(r"(?<![a-z0-9])" + r"[\s\-]?".join(parts))
+    """Matches a config phrase at a word start, tolerant of '-' vs ' ' (e.g. 'kv cache' / 'kv-cache').
+
+    A leading '*' lets the phrase also start inside a word: '*bench' matches 'StreamingBench'."""
+    term = term.strip().lower()
+    inside = term.startswith("*")
+    parts = [re.escape(p) for p in re.split(r"[\s\-]+", term.lstrip("*")) if p]
+    return re.compile(("" if inside else r"(?<![a-z0-9])") + r"[\s\-]?".join(parts))
 
 
 def matched_terms(text: str, terms: Iterable[str]) -> list[str]:
