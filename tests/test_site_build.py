@@ -403,10 +403,11 @@ def test_generation_keeps_long_lived_objects_out_of_gc_passes_and_restores_the_c
     assert gc.get_freeze_count() == 0
     gc.freeze()  # someone else's freeze is left alone
     try:
-        before = gc.get_freeze_count()
+        assert gc.get_freeze_count() > 0
         with long_lived_objects_frozen():
             pass
-        assert gc.get_freeze_count() == before
+        # still frozen (the exact count may drop as frozen objects are freed meanwhile)
+        assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
     with pytest.raises(RuntimeError):  # restored on errors too
