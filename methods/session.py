@@ -69,6 +69,7 @@ class Session:
         self.method = method
         self.adapter = ModelAdapter.of(model)
         self._handles: list = []
+        self._cleanups: list[Callable[[], None]] = []
         self._req: _Request | None = None
         self._frozen: _Request | None = None
         self.last: RequestStats | None = None
@@ -87,6 +88,10 @@ class Session:
         h = module.register_forward_hook(fn, with_kwargs=with_kwargs)
         self._handles.append(h)
         return h
+
+    def add_cleanup(self, fn: Callable[[], None]) -> None:
+        """Run `fn` when the session closes (after its hooks are removed; last added runs first)."""
+        self._cleanups.append(fn)
 
     @property
     def active_hooks(self) -> int:
@@ -120,6 +125,8 @@ class Session:
     def close(self) -> None:
         while self._handles:
             self._handles.pop().remove()
+        while self._cleanups:
+            self._cleanups.pop()()
         self.vision_capture = None
         self.vision_grid = None
         if self._req is not None:

@@ -27,6 +27,7 @@ from torch import nn
 from transformers.cache_utils import Cache, DynamicCache
 
 from kernels.attention_scores import accumulated_attention
+from methods.kv.fused_attention import FusedDecodeAttention
 from methods.kv.layers import EvictableLayer, QuantizedEvictableLayer
 
 
@@ -38,6 +39,7 @@ class QuantSpec:
     group: int = 32
     residual: int = 32
     backend: str = "auto"
+    fused_decode: bool = True  # decode steps attend on the packed cache (methods.kv.fused_attention)
 
 
 @dataclass
@@ -158,6 +160,7 @@ class KVController:
         self._register = register
         self._on_overhead = on_overhead
         self.overhead_s = 0.0  # time spent in policy hooks (scoring, selection, merging, quantizing)
+        self.fused: FusedDecodeAttention | None = None  # set while the packed-cache decode attention is routed
 
     # -- lifecycle ------------------------------------------------------------------------------
     def open(self) -> "KVController":
@@ -166,6 +169,10 @@ class KVController:
                 f"{type(self.policy).__name__} evicts while decoding, but quantized entries cannot be evicted; "
                 "combine the quantized cache with a prefill-time method (snapkv, pyramidkv, look_m, vl_cache)"
             )
+        if self.quant is not None and self.quant.fused_decode:
+            fused = FusedDecodeAttention(self.model, self.lm, self._cache_layer, backend=self.quant.backend)
+            if fused.supported():
+                self.fused = fused.open()
         self._hook(self.model, self._on_model_pre, pre=True)
         self._hook(self.lm, self._on_lm_pre, pre=True)
         self._hook(self.lm, self._on_lm_post, pre=False)
@@ -176,6 +183,15 @@ class KVController:
     def close(self) -> None:
         while self._handles:
             self._handles.pop().remove()
+        if self.fused is not None:
+            self.fused.close()
+            self.fused = None
+
+    def _cache_layer(self, layer_idx: int):
+        cache = self.cache
+        if cache is None or layer_idx >= len(cache.layers):
+            return None
+        return cache.layers[layer_idx]
 
     def __enter__(self) -> "KVController":
         return self.open()
@@ -214,7 +230,8 @@ class KVController:
         if self.quant is None:
             return EvictableLayer()
         q = self.quant
-        return QuantizedEvictableLayer(bits=q.bits, group=q.group, residual=q.residual, backend=q.backend)
+        return QuantizedEvictableLayer(bits=q.bits, group=q.group, residual=q.residual, backend=q.backend,
+                                       defer_dequant=self.fused is not None)
 
     def _install_layers(self, cache: Cache) -> None:
         cache.layers = [self.new_layer() for _ in range(self.num_layers)]

@@ -124,13 +124,20 @@ class QuantizedEvictableLayer(EvictableLayer):
 
     Eviction (``keep``) is allowed while nothing has been quantized yet, i.e. at the end of prefill,
     which is what the prefill-time methods (SnapKV, PyramidKV, LOOK-M, VL-Cache) need; call
-    ``flush`` afterwards to quantize. ``update`` returns dequantized keys/values for the model's own
-    attention; ``kernels.kv_quant.decode_attention`` computes decode attention on the packed form.
+    ``flush`` afterwards to quantize. On a decode step the new token is appended and full groups are
+    quantized *before* attention runs, so every attention path sees the same stored state.
+    ``update`` returns dequantized keys/values for the model's own attention -- unless
+    ``defer_dequant`` is set (by :class:`~methods.kv.fused_attention.FusedDecodeAttention`): then a
+    decode step returns only the full-precision residual window, and the attention function reads the
+    packed prefix itself (``kernels.kv_quant.decode_attention``), or ``full_precision_kv()`` when it
+    falls back.
     """
 
-    def __init__(self, bits: int = 2, group: int = 32, residual: int = 32, backend: str = "auto", **kwargs):
+    def __init__(self, bits: int = 2, group: int = 32, residual: int = 32, backend: str = "auto",
+                 defer_dequant: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.bits, self.group, self.residual, self.backend = bits, group, residual, backend
+        self.defer_dequant = defer_dequant
         self.qkeys: QuantizedTensor | None = None
         self.qvalues: QuantizedTensor | None = None
 
@@ -158,10 +165,11 @@ class QuantizedEvictableLayer(EvictableLayer):
     def _append(self, key_states, value_states):
         self.keys = torch.cat([self.keys, key_states], dim=-2)
         self.values = torch.cat([self.values, value_states], dim=-2)
-        out = self._dequantized()
         if key_states.shape[-2] == 1:  # decoding: keep the residual window bounded
             self.flush()
-        return out
+            if self.defer_dequant:
+                return self.keys, self.values
+        return self._dequantized()
 
     def flush(self) -> None:
         """Quantize full groups of the oldest full-precision tokens, leaving >= ``residual`` in full precision."""
