@@ -98,7 +98,7 @@ def test_attention_implementation_restored_on_exception_and_refused_outside_cont
     attn = lm.layers[0].self_attn
     q = torch.randn(1, 4, 1, attn.head_dim)
     with pytest.raises(RuntimeError, match="outside the context"):
-        fused_attention.kivi_attention(attn, q, q, q, None, scaling=1.0)
+        fused_attention.kv_attention(attn, q, q, q, None, scaling=1.0)
 
 
 def test_unsupported_base_implementation_keeps_the_dequantize_path(monkeypatch):

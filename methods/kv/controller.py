@@ -118,6 +118,7 @@ class KVPolicy:
     """What a KV method implements. Hooks edit ``ctx.layer`` in place (``keep``, ``replace``)."""
 
     decode_time: bool = False  # True if the policy also evicts while decoding
+    ragged_heads: bool = False  # True if heads of a layer keep different numbers of entries (needs the route)
 
     def begin_request(self, request: KVRequest) -> None:
         """A new prefill starts."""
@@ -169,10 +170,12 @@ class KVController:
                 f"{type(self.policy).__name__} evicts while decoding, but quantized entries cannot be evicted; "
                 "combine the quantized cache with a prefill-time method (snapkv, pyramidkv, look_m, vl_cache)"
             )
-        if self.quant is not None and self.quant.fused_decode:
-            fused = FusedDecodeAttention(self.model, self.lm, self._cache_layer, backend=self.quant.backend)
-            if fused.supported():
-                self.fused = fused.open()
+        ragged = bool(getattr(self.policy, "ragged_heads", False))
+        if ragged or (self.quant is not None and self.quant.fused_decode):
+            backend = self.quant.backend if self.quant is not None else "auto"
+            route = FusedDecodeAttention(self.model, self.lm, self._cache_layer, backend=backend)
+            if route.supported() or ragged:   # per-head budgets cannot be honoured without it: open() explains
+                self.fused = route.open()
         self._hook(self.model, self._on_model_pre, pre=True)
         self._hook(self.lm, self._on_lm_pre, pre=True)
         self._hook(self.lm, self._on_lm_post, pre=False)
