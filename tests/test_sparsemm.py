@@ -205,3 +205,17 @@ def test_registered_with_card():
     assert registry.get("sparsemm") is SparseMM
     card = registry.load_card("sparsemm")
     assert card["paper"] == "sparsemm" and card["stage"] == "kv"
+
+
+def test_combines_with_the_quantized_cache():
+    b = bundle("tiny-llava")
+    inp = inputs(b)
+    kw = dict(budget=0.3, window=4, kv_bits=4, kv_group=16, kv_residual=16)
+    fused = _generate(b.model, inp, SparseMM(**kw), new=5)
+    plain = _generate(b.model, inp, SparseMM(kv_fused_decode=False, **kw), new=5)
+    # padded layers take the masked base path; the others attend on the packed cache
+    assert fused.route_counts["fused"] > 0 and fused.route_counts["head_masked"] > 0
+    assert plain.route_counts["fused"] == 0 and plain.route_counts["head_masked"] == fused.route_counts["head_masked"]
+    assert torch.equal(fused.sequences, plain.sequences)
+    for x, y in zip(fused.scores, plain.scores):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-4)

@@ -173,7 +173,9 @@ class KVController:
         ragged = bool(getattr(self.policy, "ragged_heads", False))
         if ragged or (self.quant is not None and self.quant.fused_decode):
             backend = self.quant.backend if self.quant is not None else "auto"
-            route = FusedDecodeAttention(self.model, self.lm, self._cache_layer, backend=backend)
+            fused_decode = self.quant is not None and self.quant.fused_decode
+            route = FusedDecodeAttention(self.model, self.lm, self._cache_layer, backend=backend,
+                                         fused_decode=fused_decode)
             if route.supported() or ragged:   # per-head budgets cannot be honoured without it: open() explains
                 self.fused = route.open()
         self._hook(self.model, self._on_model_pre, pre=True)
@@ -234,7 +236,7 @@ class KVController:
             return EvictableLayer()
         q = self.quant
         return QuantizedEvictableLayer(bits=q.bits, group=q.group, residual=q.residual, backend=q.backend,
-                                       defer_dequant=self.fused is not None)
+                                       defer_dequant=self.fused is not None and self.fused.fused_decode)
 
     def _install_layers(self, cache: Cache) -> None:
         cache.layers = [self.new_layer() for _ in range(self.num_layers)]

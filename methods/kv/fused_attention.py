@@ -52,6 +52,7 @@ class _Route:
     base: str
     backend: str
     counts: dict
+    fused_decode: bool = True
 
 
 _ROUTES: "weakref.WeakKeyDictionary[nn.Module, _Route]" = weakref.WeakKeyDictionary()
@@ -120,7 +121,7 @@ def kv_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, valu
     layer = route.layer_of(module.layer_idx)
     quantized = isinstance(layer, QuantizedEvictableLayer)
     valid = getattr(layer, "valid", None)
-    if (quantized and valid is None and query.shape[2] == 1 and layer.quantized_len > 0 and not module.training
+    if (route.fused_decode and quantized and valid is None and query.shape[2] == 1 and layer.quantized_len > 0 and not module.training
             and _mask_hides_nothing(attention_mask)):
         out = decode_attention(query, layer.qkeys, layer.qvalues, layer.keys, layer.values,
                                scale=scaling, backend=route.backend)
@@ -149,8 +150,10 @@ def _text_config_key(model: nn.Module, lm: nn.Module) -> str | None:
 class FusedDecodeAttention:
     """Route the decoder's attention through :func:`kv_attention` while open; restore on close."""
 
-    def __init__(self, model: nn.Module, lm: nn.Module, layer_of: Callable[[int], object], backend: str = "auto"):
+    def __init__(self, model: nn.Module, lm: nn.Module, layer_of: Callable[[int], object], backend: str = "auto",
+                 fused_decode: bool = True):
         self.model, self.lm, self.layer_of, self.backend = model, lm, layer_of, backend
+        self.fused_decode = fused_decode   # False: only per-head masking (quantized layers are dequantized)
         self.counts = {"fused": 0, "base": 0, "head_masked": 0}
         self._original: str | None = None
         self._key: str | None = None
@@ -171,7 +174,7 @@ class FusedDecodeAttention:
                              "load the model with attn_implementation='sdpa' or 'eager'")
         _register_names()
         self._key = _text_config_key(self.model, self.lm)
-        route = _Route(self.layer_of, base, self.backend, self.counts)
+        route = _Route(self.layer_of, base, self.backend, self.counts, self.fused_decode)
         for layer in self.lm.layers:
             _ROUTES[layer.self_attn] = route
             self._modules.append(layer.self_attn)
