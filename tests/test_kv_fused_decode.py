@@ -26,7 +26,7 @@ from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 from kernels import kv_quant  # noqa: E402
 from methods.algorithms.kivi import KIVI  # noqa: E402
 from methods.algorithms.snapkv import SnapKV  # noqa: E402
-from methods.kv import fused_attention  # noqa: E402
+from methods.kv import attention_route  # noqa: E402
 from methods.kv.layers import QuantizedEvictableLayer  # noqa: E402
 from tests.methods_util import bundle, inputs  # noqa: E402
 
@@ -69,7 +69,7 @@ def test_fused_path_matches_dequantize_then_attention_and_is_restored(model_name
     _assert_same_decoding(fused, plain, 1e-4)
     # the model's own attention implementation is back, and no module is routed any more
     assert model.model.language_model.config._attn_implementation == attn
-    assert not any(m in fused_attention._ROUTES for m in model.modules())
+    assert not any(m in attention_route._ROUTES for m in model.modules())
 
 
 @pytest.mark.parametrize("bits", [2, 4])
@@ -92,18 +92,18 @@ def test_attention_implementation_restored_on_exception_and_refused_outside_cont
     lm = b.model.model.language_model
     with pytest.raises(RuntimeError, match="boom"):
         with _kivi().apply(b.model):
-            assert lm.config._attn_implementation == fused_attention.implementation_name("sdpa")
+            assert lm.config._attn_implementation == attention_route.implementation_name("sdpa")
             raise RuntimeError("boom")
     assert lm.config._attn_implementation == "sdpa"
     attn = lm.layers[0].self_attn
     q = torch.randn(1, 4, 1, attn.head_dim)
     with pytest.raises(RuntimeError, match="outside the context"):
-        fused_attention.kv_attention(attn, q, q, q, None, scaling=1.0)
+        attention_route.kv_attention(attn, q, q, q, None, scaling=1.0)
 
 
 def test_unsupported_base_implementation_keeps_the_dequantize_path(monkeypatch):
     b = bundle("tiny-llava")
-    monkeypatch.setattr(fused_attention.FusedDecodeAttention, "supported", lambda self: False)
+    monkeypatch.setattr(attention_route.KVAttentionRoute, "supported", lambda self: False)
     out, counts, _ = _generate(_kivi())
     assert counts is None and len(out.scores) == NEW
     assert b.model.model.language_model.config._attn_implementation == "sdpa"

@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 
 from methods import registry  # noqa: E402
 from methods.algorithms.sparsemm import SparseMM, head_budgets  # noqa: E402
-from methods.kv import fused_attention  # noqa: E402
+from methods.kv import attention_route  # noqa: E402
 from methods.kv.evict import group_scores  # noqa: E402
 from methods.kv.layers import EvictableLayer  # noqa: E402
 from methods.kv.visual_heads import VisualHeadScores, ocr_token_regions, probe_visual_heads  # noqa: E402
@@ -130,9 +130,9 @@ def test_padding_entries_get_no_attention(tmp_path):
     valid[0, 0, 6:] = False                                        # KV head 0 owns only 6 entries
     layer.keep(torch.arange(10).expand(1, hkv, 10), valid)
     q = torch.randn(1, hq, 1, d, generator=g)
-    route = fused_attention.FusedDecodeAttention(b.model, lm, lambda i: layer).open()
+    route = attention_route.KVAttentionRoute(b.model, lm, lambda i: layer).open()
     try:
-        got, _ = fused_attention.kv_attention(attn, q, layer.keys, layer.values, None, scaling=attn.scaling)
+        got, _ = attention_route.kv_attention(attn, q, layer.keys, layer.values, None, scaling=attn.scaling)
     finally:
         route.close()
     group = hq // hkv

@@ -14,7 +14,7 @@ Inside each head the entries are ranked like SnapKV (votes of the observation-wi
 pooled along the sequence) and the head keeps its top ``budget[head]`` entries. The cache stays
 rectangular: a layer holds as many entries as its largest head budget, and the entries a smaller head
 does not own are flagged as padding (``layer.valid``) and masked out of its attention by the route of
-:mod:`methods.kv.fused_attention` (set on the model only inside the method's context).
+:mod:`methods.kv.attention_route` (set on the model only inside the method's context).
 
 Without a score file, a per-request stand-in is used: each head's share of the observation window's
 attention that lands on image tokens (a deviation from the paper's offline probe, recorded in the

@@ -27,7 +27,7 @@ from torch import nn
 from transformers.cache_utils import Cache, DynamicCache
 
 from kernels.attention_scores import accumulated_attention
-from methods.kv.fused_attention import FusedDecodeAttention
+from methods.kv.attention_route import KVAttentionRoute
 from methods.kv.layers import EvictableLayer, QuantizedEvictableLayer
 
 
@@ -39,7 +39,7 @@ class QuantSpec:
     group: int = 32
     residual: int = 32
     backend: str = "auto"
-    fused_decode: bool = True  # decode steps attend on the packed cache (methods.kv.fused_attention)
+    fused_decode: bool = True  # decode steps attend on the packed cache (methods.kv.attention_route)
 
 
 @dataclass
@@ -161,7 +161,7 @@ class KVController:
         self._register = register
         self._on_overhead = on_overhead
         self.overhead_s = 0.0  # time spent in policy hooks (scoring, selection, merging, quantizing)
-        self.fused: FusedDecodeAttention | None = None  # set while the packed-cache decode attention is routed
+        self.fused: KVAttentionRoute | None = None  # set while the packed-cache decode attention is routed
 
     # -- lifecycle ------------------------------------------------------------------------------
     def open(self) -> "KVController":
@@ -174,7 +174,7 @@ class KVController:
         if ragged or (self.quant is not None and self.quant.fused_decode):
             backend = self.quant.backend if self.quant is not None else "auto"
             fused_decode = self.quant is not None and self.quant.fused_decode
-            route = FusedDecodeAttention(self.model, self.lm, self._cache_layer, backend=backend,
+            route = KVAttentionRoute(self.model, self.lm, self._cache_layer, backend=backend,
                                          fused_decode=fused_decode)
             if route.supported() or ragged:   # per-head budgets cannot be honoured without it: open() explains
                 self.fused = route.open()

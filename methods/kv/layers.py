@@ -96,7 +96,7 @@ class EvictableLayer(DynamicLayer):
 
         ``valid`` ``(B, Hkv, n)`` bool gives heads different budgets in a rectangular cache: entries
         marked False are padding that attention masks out for that head (see :attr:`valid`; it needs
-        the attention route of :mod:`methods.kv.fused_attention`, which the controller installs for
+        the attention route of :mod:`methods.kv.attention_route`, which the controller installs for
         policies with ``ragged_heads``).
         """
         if index.dim() != 3 or index.shape[:2] != self.keys.shape[:2]:
@@ -151,7 +151,7 @@ class QuantizedEvictableLayer(EvictableLayer):
     ``flush`` afterwards to quantize. On a decode step the new token is appended and full groups are
     quantized *before* attention runs, so every attention path sees the same stored state.
     ``update`` returns dequantized keys/values for the model's own attention -- unless
-    ``defer_dequant`` is set (by :class:`~methods.kv.fused_attention.FusedDecodeAttention`): then a
+    ``defer_dequant`` is set (by :class:`~methods.kv.attention_route.KVAttentionRoute`): then a
     decode step returns only the full-precision residual window, and the attention function reads the
     packed prefix itself (``kernels.kv_quant.decode_attention``), or ``full_precision_kv()`` when it
     falls back.

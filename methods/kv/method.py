@@ -7,7 +7,7 @@ layers (PyramidKV, VL-Cache) keep the *average* at the budget. ``kv_bits`` (2 or
 entries in the KIVI quantized cache (keys per channel, values per token, ``kv_group`` elements per
 group, ``kv_residual`` recent tokens in full precision); None keeps them in full precision.
 ``kv_fused_decode`` (default on) makes decode steps attend on the packed cache through
-:mod:`methods.kv.fused_attention` (sdpa / eager models; others keep the dequantize-then-attend path); ``kv_backend`` picks the kernels
+:mod:`methods.kv.attention_route` (sdpa / eager models; others keep the dequantize-then-attend path); ``kv_backend`` picks the kernels
 of the quantized cache (auto: Triton on CUDA, torch reference elsewhere).
 """
 

@@ -147,7 +147,7 @@ def _text_config_key(model: nn.Module, lm: nn.Module) -> str | None:
     raise TypeError(f"cannot find the text decoder's config among the sub-configs of {type(model).__name__}")
 
 
-class FusedDecodeAttention:
+class KVAttentionRoute:
     """Route the decoder's attention through :func:`kv_attention` while open; restore on close."""
 
     def __init__(self, model: nn.Module, lm: nn.Module, layer_of: Callable[[int], object], backend: str = "auto",
@@ -167,7 +167,7 @@ class FusedDecodeAttention:
         """True when the decoder runs on a base implementation this wrapper can fall back to."""
         return self.base in BASES
 
-    def open(self) -> "FusedDecodeAttention":
+    def open(self) -> "KVAttentionRoute":
         base = self.base
         if base not in BASES:
             raise ValueError(f"the KV-cache attention route wraps {', '.join(BASES)} attention, not {base!r}; "
