@@ -26,7 +26,10 @@ import torch
 
 from kernels.dispatch import use_triton
 
-__all__ = ["accumulated_attention", "accumulated_attention_reference", "row_logsumexp_reference"]
+__all__ = [
+    "accumulated_attention", "accumulated_attention_reference", "attention_mass_to_keys", "row_logsumexp",
+    "row_logsumexp_reference",
+]
 
 
 def _default_positions(L: int, N: int, device: torch.device) -> torch.Tensor:
@@ -87,6 +90,48 @@ def _chunked_torch(q, k, q_positions, scale, chunk: int = 256) -> torch.Tensor:
         probs = torch.softmax(_masked_logits(q[:, :, sl], k, q_positions[sl], scale), dim=-1)
         out += probs.sum(dim=-2)
     return out
+
+
+def _chunked_lse(q, k, q_positions, scale, chunk: int = 256) -> torch.Tensor:
+    parts = [torch.logsumexp(_masked_logits(q[:, :, s:s + chunk], k, q_positions[s:s + chunk], scale), dim=-1)
+             for s in range(0, q.shape[2], chunk)]
+    if not parts:
+        return torch.empty(q.shape[0], q.shape[1], 0, dtype=torch.float32, device=q.device)
+    return torch.cat(parts, dim=-1)
+
+
+def row_logsumexp(q, k, q_positions=None, scale=None, backend: str = "auto") -> torch.Tensor:
+    """``(B, Hq, L)`` log-sum-exp of each query's causal logits (``-inf`` for a query that sees no key).
+
+    Same shapes and ``backend`` choice as :func:`accumulated_attention`; the Triton path is that
+    function's first pass (online max / sum over key tiles).
+    """
+    q_positions = _check(q, k, q_positions)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if use_triton(q, k, backend=backend):
+        return _triton_row_lse(q, k, q_positions, scale)
+    return _chunked_lse(q, k, q_positions, scale)
+
+
+def attention_mass_to_keys(q, k, key_index, q_positions=None, scale=None, backend: str = "auto") -> torch.Tensor:
+    """``(B, Hq, L)``: the share of each query's causal attention that falls on the keys ``key_index``.
+
+    ``key_index`` is a 1-D tensor of key indices (0..N-1, any order, no duplicates). Computed as
+    ``exp(lse(keys in key_index) - lse(all keys))`` from two log-sum-exp passes, so no ``L x N``
+    probability matrix is formed. Causality is kept on the subset by re-expressing each query's
+    position as the number of chosen keys at or before it, minus one.
+    """
+    q_positions = _check(q, k, q_positions)
+    key_index = torch.as_tensor(key_index, device=k.device).long().reshape(-1)
+    if key_index.numel() and (int(key_index.min()) < 0 or int(key_index.max()) >= k.shape[2]):
+        raise ValueError(f"key_index must lie in 0..{k.shape[2] - 1}")
+    key_index = torch.sort(key_index).values
+    lse_all = row_logsumexp(q, k, q_positions, scale, backend)
+    if key_index.numel() == 0:
+        return torch.zeros_like(lse_all)
+    sub_pos = torch.searchsorted(key_index, q_positions.long(), right=True) - 1   # -1: sees none of them
+    lse_sub = row_logsumexp(q, k.index_select(2, key_index), sub_pos, scale, backend)
+    return torch.exp(lse_sub - lse_all)
 
 
 def accumulated_attention(q, k, q_positions=None, scale=None, backend: str = "auto") -> torch.Tensor:
@@ -203,25 +248,43 @@ if triton is not None:
         tl.store(OUT + b * stride_ob + h * stride_oh + offs_n, acc, mask=n_mask)
 
 
-def _triton_accumulated_attention(q, k, q_positions, scale):
+_BLOCK_M, _BLOCK_N = 16, 64
+
+
+def _launch_params(q, k, q_positions):
     if triton is None:  # pragma: no cover
         raise RuntimeError("triton is not installed; use backend='torch'")
-    B, Hq, L, D = q.shape
-    Hkv, N = k.shape[1], k.shape[2]
-    group = Hq // Hkv
-    BLOCK_D = max(16, triton.next_power_of_2(D))
-    BLOCK_M, BLOCK_N = 16, 64
+    L, D = q.shape[2], q.shape[3]
     pos = q_positions.contiguous()
     p0 = int(pos[0]) if L else 0
     consecutive = bool(L) and bool(torch.equal(pos, torch.arange(p0, p0 + L, device=pos.device, dtype=pos.dtype)))
+    return pos, p0, consecutive, max(16, triton.next_power_of_2(D))
+
+
+def _triton_row_lse(q, k, q_positions, scale):
+    pos, p0, consecutive, BLOCK_D = _launch_params(q, k, q_positions)
+    B, Hq, L, D = q.shape
+    Hkv, N = k.shape[1], k.shape[2]
     lse = torch.empty(B, Hq, L, dtype=torch.float32, device=q.device)
-    out = torch.empty(B, Hq, N, dtype=torch.float32, device=q.device)
-    _lse_kernel[(triton.cdiv(L, BLOCK_M), B * Hq)](
+    if L == 0:
+        return lse
+    _lse_kernel[(triton.cdiv(L, _BLOCK_M), B * Hq)](
         q, k, pos, lse,
         *q.stride(), *k.stride(), lse.stride(0), lse.stride(1),
-        Hq, L, N, D, group, scale, p0,
-        BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, CONSECUTIVE=consecutive,
+        Hq, L, N, D, Hq // Hkv, scale, p0,
+        BLOCK_M=_BLOCK_M, BLOCK_N=_BLOCK_N, BLOCK_D=BLOCK_D, CONSECUTIVE=consecutive,
     )
+    return lse
+
+
+def _triton_accumulated_attention(q, k, q_positions, scale):
+    pos, p0, consecutive, BLOCK_D = _launch_params(q, k, q_positions)
+    B, Hq, L, D = q.shape
+    Hkv, N = k.shape[1], k.shape[2]
+    group = Hq // Hkv
+    BLOCK_M, BLOCK_N = _BLOCK_M, _BLOCK_N
+    lse = _triton_row_lse(q, k, q_positions, scale)
+    out = torch.empty(B, Hq, N, dtype=torch.float32, device=q.device)
     _colsum_kernel[(triton.cdiv(N, BLOCK_N), B * Hq)](
         q, k, pos, lse, out,
         *q.stride(), *k.stride(), lse.stride(0), lse.stride(1), out.stride(0), out.stride(1),

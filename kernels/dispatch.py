@@ -27,15 +27,20 @@ def interpreter_enabled() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
+def tensors_on_cuda(*tensors) -> bool:
+    """True when CUDA is usable and every tensor lives on a CUDA device."""
+    return bool(tensors) and torch.cuda.is_available() and all(t.is_cuda for t in tensors)
+
+
 def use_triton(*tensors: torch.Tensor, backend: str = "auto") -> bool:
     """Decide the backend for an op on ``tensors``.
 
-    ``backend``: ``"auto"`` (Triton on CUDA or under the interpreter, else torch), ``"triton"``
-    (raise if it cannot run) or ``"torch"``.
+    ``backend``: ``"auto"`` (Triton when the tensors are on CUDA, else torch -- also under the
+    interpreter, which is for tests), ``"triton"`` (raise if it cannot run) or ``"torch"``.
     """
     if backend == "torch":
         return False
-    on_cuda = all(t.is_cuda for t in tensors)
+    on_cuda = tensors_on_cuda(*tensors)
     runnable = triton_available() and (on_cuda or interpreter_enabled())
     if backend == "triton":
         if not runnable:

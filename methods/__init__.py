@@ -16,8 +16,11 @@ How a method plugs in
      The framework physically removes the others before the first decoder layer and keeps the
      survivors' original position ids (1-D RoPE or Qwen2-VL 3-D M-RoPE).
    * ``in_llm``: ``prune_layers(num_layers) -> list[int]`` and ``select_in_llm(ctx: LayerContext)
-     -> Selection``; ``ctx.attention(rows)`` recomputes just the attention rows you need from the
-     previous layer's q/k projections and rotary embedding (the model stays on SDPA / flash-attn).
+     -> Selection``; ``ctx.received(rows)`` / ``ctx.mass_to(rows, cols)`` score with the previous
+     layer's attention, recomputed for just the query rows you need from its q/k projections and
+     rotary embedding by the attention-score kernel (Triton on CUDA; the model stays on SDPA /
+     flash-attn); ``ctx.attention(rows)`` gives the probability rows themselves. Subclass
+     ``methods.base.AttentionGuidedMethod`` to get the ``score_backend`` parameter.
    * ``kv`` / ``cache`` / ``decode``: override ``install(session)`` and register hooks through
      ``session.add_forward_hook`` / ``session.add_forward_pre_hook`` (removed automatically when
      the context exits, also on exceptions); ``session.adapter`` exposes the decoder layers,

@@ -44,8 +44,14 @@ class LayerContext:
     """Input of `Method.select_in_llm` at the input of decoder layer `layer` (batch size 1).
 
     `visual_rows` are row indices (into the current, possibly already shortened sequence) of the
-    visual tokens still present. `attention(rows)` gives (heads, len(rows), T) attention probabilities
-    of the previous layer for those query rows, recomputed from its q/k projections.
+    visual tokens still present. The previous layer's attention, recomputed from its q/k projections
+    for just the query rows asked for (causal; the model itself stays on SDPA / flash-attn):
+
+    * `received(rows)` -> (heads, T): attention each key receives, summed over the query `rows`
+      (attention-score kernel: Triton on CUDA, exact chunked torch on CPU; no rows x T matrix);
+    * `mass_to(rows, cols)` -> (heads, len(rows)): share of each query row's attention on keys `cols`
+      (two log-sum-exp passes of the same kernel);
+    * `attention(rows)` -> (heads, len(rows), T): the probability rows themselves (plain torch).
     """
 
     layer: int
@@ -56,6 +62,8 @@ class LayerContext:
     attention: Callable[[torch.Tensor], torch.Tensor]
     generator: torch.Generator
     stage_index: int                      # 0 for the first pruning layer, 1 for the second, ...
+    received: Callable[[torch.Tensor], torch.Tensor] | None = None
+    mass_to: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     @property
     def last_row(self) -> int:
@@ -134,3 +142,21 @@ class Method:
             yield session
         finally:
             session.close()
+
+
+SCORE_BACKENDS = ("auto", "triton", "torch")
+
+
+@dataclass
+class AttentionGuidedMethod(Method):
+    """An `in_llm` method ranked by the previous layer's attention (`ctx.received` / `ctx.mass_to`).
+
+    `score_backend` picks the attention-score kernel: "auto" (Triton on CUDA, exact chunked torch on
+    CPU), "triton" (also on CPU under TRITON_INTERPRET=1) or "torch".
+    """
+
+    score_backend: str = "auto"
+
+    def __post_init__(self):
+        if self.score_backend not in SCORE_BACKENDS:
+            raise ValueError(f"score_backend must be one of {', '.join(SCORE_BACKENDS)}, got {self.score_backend!r}")

@@ -27,6 +27,7 @@ BUILTIN: dict[str, str] = {
     "pyramidkv": "methods.algorithms.pyramidkv:PyramidKV",
     "random": "methods.algorithms.random_prune:RandomPrune",
     "snapkv": "methods.algorithms.snapkv:SnapKV",
+    "sparsemm": "methods.algorithms.sparsemm:SparseMM",
     "sparsevlm": "methods.algorithms.sparsevlm:SparseVLM",
     "streamingllm": "methods.algorithms.streamingllm:StreamingLLM",
     "visionzip": "methods.algorithms.visionzip:VisionZip",

@@ -21,7 +21,7 @@ import torch
 from .adapters import ModelAdapter
 from .base import LayerContext, Method, PrefillContext, Selection, resolve_budget
 from .layout import TokenLayout
-from .signals import llm_attention_rows
+from .signals import llm_attention_mass, llm_attention_received, llm_attention_rows
 from .stages import Stage
 
 
@@ -69,6 +69,7 @@ class Session:
         self.method = method
         self.adapter = ModelAdapter.of(model)
         self._handles: list = []
+        self._cleanups: list[Callable[[], None]] = []
         self._req: _Request | None = None
         self._frozen: _Request | None = None
         self.last: RequestStats | None = None
@@ -87,6 +88,10 @@ class Session:
         h = module.register_forward_hook(fn, with_kwargs=with_kwargs)
         self._handles.append(h)
         return h
+
+    def add_cleanup(self, fn: Callable[[], None]) -> None:
+        """Run `fn` when the session closes (after its hooks are removed; last added runs first)."""
+        self._cleanups.append(fn)
 
     @property
     def active_hooks(self) -> int:
@@ -120,6 +125,8 @@ class Session:
     def close(self) -> None:
         while self._handles:
             self._handles.pop().remove()
+        while self._cleanups:
+            self._cleanups.pop()()
         self.vision_capture = None
         self.vision_grid = None
         if self._req is not None:
@@ -328,13 +335,25 @@ class Session:
         cap = req.attn_inputs.get(layer - 1)
         attn_mod = self.adapter.attention(layer - 1)
 
-        def attention(rows: torch.Tensor) -> torch.Tensor:
+        backend = getattr(self.method, "score_backend", "auto")
+
+        def captured():
             if cap is None:
                 raise RuntimeError(f"no captured input for layer {layer - 1} attention")
-            return llm_attention_rows(attn_mod, cap[0], cap[1], rows.to(dev))[0]
+            return cap
+
+        def attention(rows: torch.Tensor) -> torch.Tensor:
+            return llm_attention_rows(attn_mod, *captured(), rows.to(dev))[0]
+
+        def received(rows: torch.Tensor) -> torch.Tensor:
+            return llm_attention_received(attn_mod, *captured(), rows.to(dev), backend=backend)[0]
+
+        def mass_to(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+            return llm_attention_mass(attn_mod, *captured(), rows.to(dev), cols.to(dev), backend=backend)[0]
 
         ctx = LayerContext(layer=layer, hidden=hidden, visual_rows=visual_rows, keep=k, layout=req.layout,
-                           attention=attention, generator=self._seeded(), stage_index=stage_index)
+                           attention=attention, generator=self._seeded(), stage_index=stage_index,
+                           received=received, mass_to=mass_to)
         _sync(hidden)
         t0 = time.perf_counter()
         sel = self.method.select_in_llm(ctx)

@@ -1,9 +1,13 @@
 """Attention signals recomputed for just the slice a method needs (the model itself stays on SDPA/flash).
 
-`llm_attention_rows` rebuilds softmax attention rows of one decoder layer from the inputs that layer's
-self-attention received (post-norm hidden states and rotary cos/sin), using that module's own q/k
-projections. Only the requested query rows are projected; keys are projected for all positions because
-the softmax denominator needs them (one k-projection: a small fraction of one layer's cost).
+`llm_queries_keys` re-projects, for one decoder layer, the rotary-embedded queries of the requested rows
+and the keys of all positions from the inputs that layer's self-attention received (post-norm hidden
+states and rotary cos/sin), using that module's own q/k projections (one k-projection: a small fraction
+of one layer's cost). The in-LLM methods turn them into scores with the attention-score kernel
+(`kernels.attention_scores`: Triton on CUDA, an exact chunked torch path on CPU), which never forms the
+rows x T probability matrix: `llm_attention_received` (per-key attention mass summed over the query rows)
+and `llm_attention_mass` (share of each query row's attention that falls on a set of keys).
+`llm_attention_rows` materialises the probability rows themselves (plain torch; small slices only).
 """
 from __future__ import annotations
 
@@ -23,9 +27,9 @@ def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
 
 
 @torch.no_grad()
-def llm_attention_rows(attn: nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
-                       rows: torch.Tensor, causal: bool = True) -> torch.Tensor:
-    """Attention probabilities (B, heads, len(rows), T) of query `rows` over all T keys of one layer.
+def llm_queries_keys(attn: nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
+                     rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary-embedded queries (B, heads, len(rows), D) of `rows` and keys (B, kv_heads, T, D) of one layer.
 
     `hidden` is the (B, T, D) input of `attn` (after the layer's input norm); `rows` are row indices
     into T. Works for Llama / Mistral / Qwen2 / Qwen2-VL style attention (rotate-half RoPE, GQA).
@@ -35,10 +39,43 @@ def llm_attention_rows(attn: nn.Module, hidden: torch.Tensor, position_embedding
     b, t, _ = hidden.shape
     hd = attn.head_dim
     cos, sin = position_embeddings
+    rows = rows.to(hidden.device)
     q = attn.q_proj(hidden[:, rows]).view(b, rows.numel(), -1, hd).transpose(1, 2)
     k = attn.k_proj(hidden).view(b, t, -1, hd).transpose(1, 2)
-    q = _apply_rope(q, cos[:, rows], sin[:, rows])
-    k = _apply_rope(k, cos, sin)
+    return _apply_rope(q, cos[:, rows], sin[:, rows]), _apply_rope(k, cos, sin)
+
+
+@torch.no_grad()
+def llm_attention_received(attn: nn.Module, hidden: torch.Tensor, position_embeddings, rows: torch.Tensor,
+                           backend: str = "auto") -> torch.Tensor:
+    """(B, heads, T): attention each key receives, summed over the causal query `rows` (score kernel)."""
+    from kernels.attention_scores import accumulated_attention
+
+    q, k = llm_queries_keys(attn, hidden, position_embeddings, rows)
+    return accumulated_attention(q.contiguous(), k.contiguous(), q_positions=rows, scale=float(attn.scaling),
+                                 backend=backend)
+
+
+@torch.no_grad()
+def llm_attention_mass(attn: nn.Module, hidden: torch.Tensor, position_embeddings, rows: torch.Tensor,
+                       cols: torch.Tensor, backend: str = "auto") -> torch.Tensor:
+    """(B, heads, len(rows)): the share of each causal query row's attention that lands on keys `cols`."""
+    from kernels.attention_scores import attention_mass_to_keys
+
+    q, k = llm_queries_keys(attn, hidden, position_embeddings, rows)
+    return attention_mass_to_keys(q.contiguous(), k.contiguous(), cols, q_positions=rows,
+                                  scale=float(attn.scaling), backend=backend)
+
+
+@torch.no_grad()
+def llm_attention_rows(attn: nn.Module, hidden: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
+                       rows: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """Attention probabilities (B, heads, len(rows), T) of query `rows` over all T keys of one layer.
+
+    Materialises the probabilities; the methods use `llm_attention_received` / `llm_attention_mass`.
+    """
+    t = hidden.shape[1]
+    q, k = llm_queries_keys(attn, hidden, position_embeddings, rows)
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
         k = k.repeat_interleave(groups, dim=1)

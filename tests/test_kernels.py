@@ -94,11 +94,39 @@ def test_score_chunked_torch_path_matches_reference():
     torch.testing.assert_close(got, scores_i.accumulated_attention_reference(q, k), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("backend", [pytest.param("triton", marks=interp), "torch"])
+def test_row_logsumexp_matches_reference(backend):
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(1, 4, 6, 16, generator=g)
+    k = torch.randn(1, 2, 50, 16, generator=g)
+    pos = torch.tensor([3, 10, 17, 30, 41, 49])
+    got = scores_i.row_logsumexp(q, k, pos, backend=backend)
+    torch.testing.assert_close(got, scores_i.row_logsumexp_reference(q, k, pos), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("triton", marks=interp), "torch"])
+def test_attention_mass_to_keys_matches_summed_probabilities(backend):
+    g = torch.Generator().manual_seed(6)
+    q = torch.randn(1, 4, 5, 16, generator=g)
+    k = torch.randn(1, 2, 60, 16, generator=g) * 2.0
+    pos = torch.tensor([2, 12, 25, 40, 59])
+    cols = torch.tensor([30, 5, 6, 7, 8, 20, 21, 50])         # unsorted, some after early queries
+    probs = torch.softmax(scores_i._masked_logits(q, k, pos, 0.25), dim=-1)   # (1, 4, 5, 60)
+    want = probs[..., cols].sum(-1)
+    got = scores_i.attention_mass_to_keys(q, k, cols, pos, scale=0.25, backend=backend)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    assert torch.all(got[..., 0] == 0)                         # the query at 2 sees none of the chosen keys
+    everything = scores_i.attention_mass_to_keys(q, k, torch.arange(60), pos, scale=0.25, backend=backend)
+    torch.testing.assert_close(everything, torch.ones_like(everything))
+
+
 def test_score_errors_are_explained():
     with pytest.raises(ValueError, match="not a multiple"):
         scores_i.accumulated_attention(torch.randn(1, 3, 1, 8), torch.randn(1, 2, 4, 8))
     with pytest.raises(ValueError, match="q_positions"):
         scores_i.accumulated_attention(torch.randn(1, 2, 5, 8), torch.randn(1, 2, 3, 8))
+    with pytest.raises(ValueError, match="key_index"):
+        scores_i.attention_mass_to_keys(torch.randn(1, 2, 1, 8), torch.randn(1, 2, 3, 8), torch.tensor([3]))
 
 
 # ------------------------------------------------------------------ quantize / pack

@@ -18,6 +18,7 @@ KV_METHODS = {
     "pyramidkv": "methods.algorithms.pyramidkv:PyramidKV",
     "look_m": "methods.algorithms.look_m:LookM",
     "vl_cache": "methods.algorithms.vl_cache:VLCache",
+    "sparsemm": "methods.algorithms.sparsemm:SparseMM",
     "kivi": "methods.algorithms.kivi:KIVI",
 }
 REQUIRED = {"name", "label", "paper", "stage", "signal", "summary", "attention_backends", "batch", "models",

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ..base import LayerContext, Method, Selection
+from ..base import AttentionGuidedMethod, LayerContext, Selection
 from ..registry import register
 from ..stages import Stage
 
 
 @register("fastv")
 @dataclass
-class FastV(Method):
+class FastV(AttentionGuidedMethod):
     k: int = 2                   # prune at the input of layer K (0-based), scored with layer K-1 attention
     budget: int | float | None = 0.5   # the paper's R=50% at K=2 keeps half of the visual tokens
 
@@ -29,6 +29,6 @@ class FastV(Method):
 
     def select_in_llm(self, ctx: LayerContext) -> Selection:
         row = torch.tensor([ctx.last_row])
-        attn = ctx.attention(row)[:, 0]                       # (heads, T)
+        attn = ctx.received(row)                              # (heads, T): that one row's attention
         score = attn[:, ctx.visual_rows].mean(0)
         return Selection(keep=torch.topk(score, ctx.keep, sorted=False).indices)

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ..base import LayerContext, Method, Selection, resolve_budget
+from ..base import AttentionGuidedMethod, LayerContext, Selection, resolve_budget
 from ..registry import register
 from ..stages import Stage
 
 
 @register("pyramiddrop")
 @dataclass
-class PyramidDrop(Method):
+class PyramidDrop(AttentionGuidedMethod):
     layers: tuple[int, ...] | None = None   # pruning layers; default quarter points of the depth
     ratio: float = 0.5                      # lambda: fraction kept at each boundary
 
@@ -42,6 +42,6 @@ class PyramidDrop(Method):
         return max(1, int(math.ceil(n_visual_now * self.ratio)))
 
     def select_in_llm(self, ctx: LayerContext) -> Selection:
-        attn = ctx.attention(torch.tensor([ctx.last_row]))[:, 0]
+        attn = ctx.received(torch.tensor([ctx.last_row]))   # (heads, T): the last row's attention
         score = attn[:, ctx.visual_rows].mean(0)
         return Selection(keep=torch.topk(score, ctx.keep, sorted=False).indices)

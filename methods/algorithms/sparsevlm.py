@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..base import LayerContext, Method, Selection, resolve_budget
+from ..base import AttentionGuidedMethod, LayerContext, Selection, resolve_budget
 from ..registry import register
 from ..stages import Stage
 from ._common import merge_into_nearest
@@ -24,7 +24,7 @@ from ._common import merge_into_nearest
 
 @register("sparsevlm")
 @dataclass
-class SparseVLM(Method):
+class SparseVLM(AttentionGuidedMethod):
     layers: tuple[int, ...] | None = None   # default: layer 2 (of 32) scaled to the model's depth
     later_ratio: float = 1.0                # fraction kept at each later pruning layer (1.0: single shot)
     recycle_ratio: float = 0.3
@@ -45,18 +45,20 @@ class SparseVLM(Method):
         return max(1, int(math.ceil(n_visual_now * self.later_ratio)))
 
     @staticmethod
-    def raters(ctx: LayerContext) -> tuple[torch.Tensor, torch.Tensor]:
+    def raters(ctx: LayerContext) -> torch.Tensor:
+        """Rows of the text tokens after the image whose mean attention to the visual tokens is at least
+        the average over those text tokens (heads averaged)."""
         text = ctx.text_rows_after_image
         if text.numel() == 0:
             text = torch.tensor([ctx.last_row])
-        attn = ctx.attention(text)[:, :, ctx.visual_rows].mean(0)      # (n_text, n_visual)
-        relevance = attn.mean(1)
-        chosen = relevance >= relevance.mean()
-        return text[chosen], attn[chosen]
+        # mean over visual tokens of the heads-averaged attention = (mass on visual keys) / n_visual
+        relevance = ctx.mass_to(text, ctx.visual_rows).mean(0) / ctx.visual_rows.numel()   # (n_text,)
+        return text[relevance.to(text.device) >= relevance.mean()]
 
     def select_in_llm(self, ctx: LayerContext) -> Selection:
-        _, rater_attn = self.raters(ctx)
-        score = rater_attn.mean(0)                                       # (n_visual,)
+        raters = self.raters(ctx)
+        # significance: attention from the raters, averaged over raters and heads
+        score = ctx.received(raters)[:, ctx.visual_rows].mean(0) / raters.numel()   # (n_visual,)
         keep = torch.topk(score, ctx.keep).indices
         n = score.numel()
         dropped_mask = torch.ones(n, dtype=torch.bool, device=score.device)

@@ -27,6 +27,7 @@ from torch import nn
 from transformers.cache_utils import Cache, DynamicCache
 
 from kernels.attention_scores import accumulated_attention
+from methods.kv.attention_route import KVAttentionRoute
 from methods.kv.layers import EvictableLayer, QuantizedEvictableLayer
 
 
@@ -38,6 +39,7 @@ class QuantSpec:
     group: int = 32
     residual: int = 32
     backend: str = "auto"
+    fused_decode: bool = True  # decode steps attend on the packed cache (methods.kv.attention_route)
 
 
 @dataclass
@@ -116,6 +118,7 @@ class KVPolicy:
     """What a KV method implements. Hooks edit ``ctx.layer`` in place (``keep``, ``replace``)."""
 
     decode_time: bool = False  # True if the policy also evicts while decoding
+    ragged_heads: bool = False  # True if heads of a layer keep different numbers of entries (needs the route)
 
     def begin_request(self, request: KVRequest) -> None:
         """A new prefill starts."""
@@ -158,6 +161,7 @@ class KVController:
         self._register = register
         self._on_overhead = on_overhead
         self.overhead_s = 0.0  # time spent in policy hooks (scoring, selection, merging, quantizing)
+        self.fused: KVAttentionRoute | None = None  # set while the packed-cache decode attention is routed
 
     # -- lifecycle ------------------------------------------------------------------------------
     def open(self) -> "KVController":
@@ -166,6 +170,14 @@ class KVController:
                 f"{type(self.policy).__name__} evicts while decoding, but quantized entries cannot be evicted; "
                 "combine the quantized cache with a prefill-time method (snapkv, pyramidkv, look_m, vl_cache)"
             )
+        ragged = bool(getattr(self.policy, "ragged_heads", False))
+        if ragged or (self.quant is not None and self.quant.fused_decode):
+            backend = self.quant.backend if self.quant is not None else "auto"
+            fused_decode = self.quant is not None and self.quant.fused_decode
+            route = KVAttentionRoute(self.model, self.lm, self._cache_layer, backend=backend,
+                                         fused_decode=fused_decode)
+            if route.supported() or ragged:   # per-head budgets cannot be honoured without it: open() explains
+                self.fused = route.open()
         self._hook(self.model, self._on_model_pre, pre=True)
         self._hook(self.lm, self._on_lm_pre, pre=True)
         self._hook(self.lm, self._on_lm_post, pre=False)
@@ -176,6 +188,15 @@ class KVController:
     def close(self) -> None:
         while self._handles:
             self._handles.pop().remove()
+        if self.fused is not None:
+            self.fused.close()
+            self.fused = None
+
+    def _cache_layer(self, layer_idx: int):
+        cache = self.cache
+        if cache is None or layer_idx >= len(cache.layers):
+            return None
+        return cache.layers[layer_idx]
 
     def __enter__(self) -> "KVController":
         return self.open()
@@ -214,7 +235,8 @@ class KVController:
         if self.quant is None:
             return EvictableLayer()
         q = self.quant
-        return QuantizedEvictableLayer(bits=q.bits, group=q.group, residual=q.residual, backend=q.backend)
+        return QuantizedEvictableLayer(bits=q.bits, group=q.group, residual=q.residual, backend=q.backend,
+                                       defer_dequant=self.fused is not None and self.fused.fused_decode)
 
     def _install_layers(self, cache: Cache) -> None:
         cache.layers = [self.new_layer() for _ in range(self.num_layers)]

@@ -29,6 +29,7 @@ class EvictableLayer(DynamicLayer):
         self.seen = 0
         self.positions: torch.Tensor | None = None  # (B, Hkv, held) long
         self.scores: torch.Tensor | None = None  # (B, Hkv, held) float32, owned by the policy
+        self.valid: torch.Tensor | None = None  # (B, Hkv, held) bool: False = padding (per-head budgets)
         self.evicted = 0  # entries removed so far (all heads together / Hkv)
 
     # -- transformers API -----------------------------------------------------------------------
@@ -46,6 +47,9 @@ class EvictableLayer(DynamicLayer):
         if self.scores is not None:
             pad = torch.zeros(*key_states.shape[:2], q, dtype=self.scores.dtype, device=self.scores.device)
             self.scores = torch.cat([self.scores, pad], dim=-1)
+        if self.valid is not None:
+            new = torch.ones(*key_states.shape[:2], q, dtype=torch.bool, device=self.valid.device)
+            self.valid = torch.cat([self.valid, new], dim=-1)
         self.seen += q
         return self._append(key_states, value_states)
 
@@ -67,12 +71,12 @@ class EvictableLayer(DynamicLayer):
     def reset(self) -> None:
         super().reset()
         self.seen = 0
-        self.positions = self.scores = None
+        self.positions = self.scores = self.valid = None
         self.evicted = 0
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         super().reorder_cache(beam_idx)
-        for name in ("positions", "scores"):
+        for name in ("positions", "scores", "valid"):
             t = getattr(self, name)
             if t is not None and t.numel():
                 setattr(self, name, t.index_select(0, beam_idx.to(t.device)))
@@ -87,16 +91,36 @@ class EvictableLayer(DynamicLayer):
         """Held keys and values in full precision, in held order."""
         return self.keys, self.values
 
-    def keep(self, index: torch.Tensor) -> None:
-        """Keep entries ``index`` ``(B, Hkv, n)`` (indices into the held entries, per head)."""
+    def keep(self, index: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        """Keep entries ``index`` ``(B, Hkv, n)`` (indices into the held entries, per head).
+
+        ``valid`` ``(B, Hkv, n)`` bool gives heads different budgets in a rectangular cache: entries
+        marked False are padding that attention masks out for that head (see :attr:`valid`; it needs
+        the attention route of :mod:`methods.kv.attention_route`, which the controller installs for
+        policies with ``ragged_heads``).
+        """
         if index.dim() != 3 or index.shape[:2] != self.keys.shape[:2]:
             raise ValueError(f"keep index must be (B, Hkv, n) = {tuple(self.keys.shape[:2])} + (n,), got {tuple(index.shape)}")
-        index, _ = index.sort(dim=-1)  # keep the original order of the survivors
+        if valid is not None and valid.shape != index.shape:
+            raise ValueError(f"valid must have the shape of the index {tuple(index.shape)}, got {tuple(valid.shape)}")
+        index, order = index.sort(dim=-1)  # keep the original order of the survivors
+        old_valid = self.valid.gather(-1, index) if self.valid is not None else None
+        if valid is not None:
+            valid = valid.gather(-1, order)
+            old_valid = valid if old_valid is None else old_valid & valid
         self.evicted += self.held - index.shape[-1]
         self._gather(index)
         self.positions = self.positions.gather(-1, index)
         if self.scores is not None:
             self.scores = self.scores.gather(-1, index)
+        self.valid = None if old_valid is None or bool(old_valid.all()) else old_valid
+
+    def held_per_head(self) -> torch.Tensor:
+        """``(B, Hkv)`` entries each head attends to (held minus its padding)."""
+        B, H = self.keys.shape[:2]
+        if self.valid is None:
+            return torch.full((B, H), self.held, dtype=torch.long, device=self.keys.device)
+        return self.valid.sum(dim=-1)
 
     def _gather(self, index: torch.Tensor) -> None:
         idx = index.unsqueeze(-1).expand(-1, -1, -1, self.keys.shape[-1])
@@ -124,13 +148,20 @@ class QuantizedEvictableLayer(EvictableLayer):
 
     Eviction (``keep``) is allowed while nothing has been quantized yet, i.e. at the end of prefill,
     which is what the prefill-time methods (SnapKV, PyramidKV, LOOK-M, VL-Cache) need; call
-    ``flush`` afterwards to quantize. ``update`` returns dequantized keys/values for the model's own
-    attention; ``kernels.kv_quant.decode_attention`` computes decode attention on the packed form.
+    ``flush`` afterwards to quantize. On a decode step the new token is appended and full groups are
+    quantized *before* attention runs, so every attention path sees the same stored state.
+    ``update`` returns dequantized keys/values for the model's own attention -- unless
+    ``defer_dequant`` is set (by :class:`~methods.kv.attention_route.KVAttentionRoute`): then a
+    decode step returns only the full-precision residual window, and the attention function reads the
+    packed prefix itself (``kernels.kv_quant.decode_attention``), or ``full_precision_kv()`` when it
+    falls back.
     """
 
-    def __init__(self, bits: int = 2, group: int = 32, residual: int = 32, backend: str = "auto", **kwargs):
+    def __init__(self, bits: int = 2, group: int = 32, residual: int = 32, backend: str = "auto",
+                 defer_dequant: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.bits, self.group, self.residual, self.backend = bits, group, residual, backend
+        self.defer_dequant = defer_dequant
         self.qkeys: QuantizedTensor | None = None
         self.qvalues: QuantizedTensor | None = None
 
@@ -158,10 +189,11 @@ class QuantizedEvictableLayer(EvictableLayer):
     def _append(self, key_states, value_states):
         self.keys = torch.cat([self.keys, key_states], dim=-2)
         self.values = torch.cat([self.values, value_states], dim=-2)
-        out = self._dequantized()
         if key_states.shape[-2] == 1:  # decoding: keep the residual window bounded
             self.flush()
-        return out
+            if self.defer_dequant:
+                return self.keys, self.values
+        return self._dequantized()
 
     def flush(self) -> None:
         """Quantize full groups of the oldest full-precision tokens, leaving >= ``residual`` in full precision."""
@@ -177,13 +209,13 @@ class QuantizedEvictableLayer(EvictableLayer):
         self.qvalues = qv if self.qvalues is None else self.qvalues.cat(qv)
         self.keys, self.values = self.keys[:, :, n:].contiguous(), self.values[:, :, n:].contiguous()
 
-    def keep(self, index: torch.Tensor) -> None:
+    def keep(self, index: torch.Tensor, valid: torch.Tensor | None = None) -> None:
         if self.qkeys is not None:
             raise RuntimeError(
                 "entries already quantized cannot be evicted (key groups span tokens); combine the quantized "
                 "cache with prefill-time methods (snapkv, pyramidkv, look_m, vl_cache), not decode-time ones"
             )
-        super().keep(index)
+        super().keep(index, valid)
 
     def replace(self, keys, values) -> None:
         if self.qkeys is not None:

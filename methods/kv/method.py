@@ -6,6 +6,9 @@ that also evict while decoding). Methods that allocate unevenly across
 layers (PyramidKV, VL-Cache) keep the *average* at the budget. ``kv_bits`` (2 or 4) stores the kept
 entries in the KIVI quantized cache (keys per channel, values per token, ``kv_group`` elements per
 group, ``kv_residual`` recent tokens in full precision); None keeps them in full precision.
+``kv_fused_decode`` (default on) makes decode steps attend on the packed cache through
+:mod:`methods.kv.attention_route` (sdpa / eager models; others keep the dequantize-then-attend path); ``kv_backend`` picks the kernels
+of the quantized cache (auto: Triton on CUDA, torch reference elsewhere).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class KVMethod(Method, KVPolicy):
     kv_bits: int | None = None
     kv_group: int = 32
     kv_residual: int = 32
+    kv_fused_decode: bool = True
+    kv_backend: str = "auto"
     score_backend: str = "auto"
 
     stage: ClassVar[Stage] = Stage.KV
@@ -36,8 +41,9 @@ class KVMethod(Method, KVPolicy):
     def __post_init__(self):
         if self.kv_bits is not None and self.kv_bits not in (2, 4):
             raise ValueError(f"kv_bits must be 2, 4 or None (full precision), got {self.kv_bits}")
-        if self.score_backend not in ("auto", "triton", "torch"):
-            raise ValueError(f"score_backend must be auto, triton or torch, got {self.score_backend!r}")
+        for field in ("score_backend", "kv_backend"):
+            if getattr(self, field) not in ("auto", "triton", "torch"):
+                raise ValueError(f"{field} must be auto, triton or torch, got {getattr(self, field)!r}")
         self._request: KVRequest | None = None
         self.kv: KVController | None = None
 
@@ -56,7 +62,8 @@ class KVMethod(Method, KVPolicy):
     def quant_spec(self) -> QuantSpec | None:
         if self.kv_bits is None:
             return None
-        return QuantSpec(bits=self.kv_bits, group=self.kv_group, residual=self.kv_residual)
+        return QuantSpec(bits=self.kv_bits, group=self.kv_group, residual=self.kv_residual,
+                         fused_decode=self.kv_fused_decode, backend=self.kv_backend)
 
     def controller(self, model, register=None) -> KVController:
         return KVController(model, self, self.quant_spec(), score_backend=self.score_backend, register=register)
@@ -76,6 +83,7 @@ class KVMethod(Method, KVPolicy):
         self.kv = KVController(session.model, self, self.quant_spec(), score_backend=self.score_backend,
                                register=register, on_overhead=overhead)
         self.kv.open()
+        session.add_cleanup(self.kv.close)   # restores the attention implementation the model had
 
 
 def window_force(held: int, window: int, device) -> torch.Tensor:
