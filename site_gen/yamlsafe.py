@@ -15,7 +15,27 @@ from typing import Any
 
 import yaml
 
-Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_resolve_cache: dict[tuple, str] = {}
+
+
+class Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The safe loader with memoised implicit-tag resolution.
+
+    Resolving a plain scalar's tag (str, int, bool, date, ...) is pure for a given value, and catalog files
+    repeat the same keys and many values, so caching it removes most of the per-file resolver cost.
+    """
+
+    def resolve(self, kind, value, implicit):
+        if kind is not yaml.ScalarNode or not implicit[0]:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _resolve_cache.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_resolve_cache) < 100_000:
+                _resolve_cache[key] = tag
+        return tag
 
 MAX_BYTES = 64 * 1024
 
