@@ -5,9 +5,9 @@ Each command lives in `methods/commands/<name>.py` and defines `add_arguments(pa
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
+
+from site_gen.cli import dispatch
 
 COMMANDS = [
     "list",     # registered methods and their cards (no torch needed)
@@ -20,22 +20,7 @@ COMMANDS = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m methods", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    modules = {}
-    for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"methods.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"methods.commands.{name}":
-                raise
-            continue  # command not built yet in this checkout
-        p = sub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0], description=mod.__doc__)
-        mod.add_arguments(p)
-        modules[name] = mod
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded as provenance by bench
-    return int(modules[args.command].run(args) or 0)
+    return dispatch("python -m methods", __doc__.splitlines()[0], "methods", COMMANDS, argv)
 
 
 if __name__ == "__main__":

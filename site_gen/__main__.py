@@ -5,9 +5,9 @@ Each command lives in `site_gen/commands/<name>.py` and defines `add_arguments(p
 """
 from __future__ import annotations
 
-import argparse
-import importlib
 import sys
+
+from site_gen.cli import dispatch
 
 COMMANDS = [
     "validate",  # check the catalog; exit 1 on problems
@@ -23,21 +23,7 @@ COMMANDS = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m site_gen", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    modules = {}
-    for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"site_gen.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"site_gen.commands.{name}":
-                raise
-            continue  # command not built yet in this checkout
-        p = sub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0], description=mod.__doc__)
-        mod.add_arguments(p)
-        modules[name] = mod
-    args = parser.parse_args(argv)
-    return int(modules[args.command].run(args) or 0)
+    return dispatch("python -m site_gen", __doc__.splitlines()[0], "site_gen", COMMANDS, argv)
 
 
 if __name__ == "__main__":
