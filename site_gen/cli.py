@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 
 def dispatch(prog: str, description: str, package: str, commands: list[str], argv: list[str] | None = None) -> int:
@@ -19,4 +20,5 @@ def dispatch(prog: str, description: str, package: str, commands: list[str], arg
         mod.add_arguments(p)
         modules[name] = mod
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line, e.g. for provenance records
     return int(modules[args.command].run(args) or 0)
