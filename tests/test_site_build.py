@@ -356,7 +356,12 @@ def test_search_index_holds_text_not_link_lists(tree):
     index = json.loads((tree.site / "search/search_index.json").read_text(encoding="utf-8"))
     docs = [d for d in index["docs"] if d["location"].startswith("papers/mergeall/")]
     text = " ".join(d["text"] + " " + d["title"] for d in docs)
-    assert "Second paragraph." in text and "Ada Lovelace" in text and "Keeps the visual tokens" in text
+    assert "Ada Lovelace" in text and "Keeps the visual tokens" in text                   # authors, summary
+    assert "A study of mergeall for efficient vision-language inference" in text          # the paper's title
+    title_doc = next(d for d in docs if d["title"] == "A study of mergeall for efficient vision-language inference")
+    assert title_doc["location"].startswith("papers/mergeall/")   # a title search lands on the paper's page
+    assert "Second paragraph." not in text  # abstracts are shown on the page, not indexed (index 3.9 -> 1.4 MB at 2,000 papers)
+    assert "<p>Second paragraph.</p>" in html_of(tree.site, urls.paper("mergeall")).read_text(encoding="utf-8")
     assert "@inproceedings" not in text and "@misc" not in text            # BibTeX is added after indexing
     assert not any(d["location"].startswith(("facets/", "taxonomy/")) for d in index["docs"])
 

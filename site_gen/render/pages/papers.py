@@ -180,7 +180,7 @@ def paper_page(ctx: RenderContext, paper: Paper) -> str:
         "",
         region("\n".join([heading(paper.title)] + lead)),  # all HTML: MkDocs skips Markdown for the page
         region("\n".join(meta), searchable=False),
-        region('<h2 id="abstract">Abstract</h2>\n' + "\n".join(f"<p>{para}</p>" for para in abstract)) if abstract else "",
+        region('<h2 id="abstract">Abstract</h2>\n' + "\n".join(f"<p>{para}</p>" for para in abstract), searchable=False) if abstract else "",
         region("\n".join(x for x in cite if x), searchable=False),
         render_sections(ctx, paper),
     ])
