@@ -11,11 +11,10 @@ import json
 import re
 import unicodedata
 
-import yaml
-
 from .catalog import Catalog
 from .models import Paper
 from .taxonomy import Taxonomy
+from .yaml_emit import dump_records
 
 FORMATS = ("json", "yaml", "csv", "bibtex", "csljson")
 EXTENSIONS = {"json": "json", "yaml": "yaml", "csv": "csv", "bibtex": "bib", "csljson": "csl.json"}
@@ -68,49 +67,8 @@ def export_json(catalog: Catalog) -> str:
     return json.dumps(records(catalog), indent=2, ensure_ascii=False) + "\n"
 
 
-_YAML_OPTIONS = dict(sort_keys=False, allow_unicode=True, width=120)
-_YAML_CHUNK = 200  # records per dump call: a dump keeps its whole node tree alive, and the garbage
-                   # collector's passes over it made one big dump grow faster than the catalog
-_FAST_DUMPER = getattr(yaml, "CSafeDumper", None)  # libyaml; absent when PyYAML was built without it
-# Strings that libyaml and PyYAML's pure-Python emitter write identically: printable characters of the
-# Basic Multilingual Plane, no line breaks. (They differ in folding long double-quoted scalars and in
-# escaping characters beyond U+FFFF; the pure-Python emitter stays the reference for those records.)
-_FAST_SAFE = re.compile("[\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd]*")
-
-
-def _fast_dump_ok(value) -> bool:
-    if isinstance(value, str):
-        return _FAST_SAFE.fullmatch(value) is not None
-    if isinstance(value, list):
-        return all(_fast_dump_ok(v) for v in value)
-    if isinstance(value, dict):
-        return all(_fast_dump_ok(k) and _fast_dump_ok(v) for k, v in value.items())
-    return value is None or isinstance(value, (bool, int))
-
-
-def yaml_sequence(rows: list[dict]) -> str:
-    """`rows` as one YAML sequence, byte-identical to `yaml.safe_dump(rows, **_YAML_OPTIONS)`. A block
-    sequence is the concatenation of its items' dumps, so runs of records are written by libyaml (several
-    times faster) wherever its output is known to be identical, and by the pure-Python emitter elsewhere.
-    Rows must not share list or dict objects (`records` never does): a whole-document dump would write
-    shared objects as YAML anchors."""
-    if _FAST_DUMPER is None or not rows:
-        return yaml.safe_dump(rows, **_YAML_OPTIONS)
-    out: list[str] = []
-    run: list[dict] = []
-    run_fast = _fast_dump_ok(rows[0])
-    for row in rows:
-        fast = _fast_dump_ok(row)
-        if fast != run_fast or len(run) >= _YAML_CHUNK:
-            out.append(yaml.dump(run, Dumper=_FAST_DUMPER if run_fast else yaml.SafeDumper, **_YAML_OPTIONS))
-            run, run_fast = [], fast
-        run.append(row)
-    out.append(yaml.dump(run, Dumper=_FAST_DUMPER if run_fast else yaml.SafeDumper, **_YAML_OPTIONS))
-    return "".join(out)
-
-
 def export_yaml(catalog: Catalog) -> str:
-    return yaml_sequence(records(catalog))
+    return dump_records(records(catalog))
 
 
 CSV_LIST_SEPARATOR = "; "

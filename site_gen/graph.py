@@ -23,6 +23,31 @@ CITES = "s2"            # edge source: Semantic Scholar reference lists
 BUILDS_ON = "builds_on"  # edge source: curated builds_on
 
 
+def pagerank(graph: nx.DiGraph, alpha: float = 0.85, tol: float = 1e-10, max_iter: int = 500) -> dict:
+    """PageRank of an unweighted directed graph by power iteration, as `nx.pagerank` computes it (uniform
+    teleport, dangling nodes spread evenly, stop when the L1 change is below n * tol), in plain numpy:
+    networkx's version imports scipy.sparse, which cost more than the whole computation."""
+    import numpy as np
+
+    nodes = list(graph)
+    n = len(nodes)
+    if n == 0:
+        return {}
+    index = {node: i for i, node in enumerate(nodes)}
+    src = np.fromiter((index[u] for u, _ in graph.edges), dtype=np.int64, count=graph.number_of_edges())
+    dst = np.fromiter((index[v] for _, v in graph.edges), dtype=np.int64, count=graph.number_of_edges())
+    out_degree = np.bincount(src, minlength=n).astype(float)
+    dangling = out_degree == 0
+    share = np.divide(1.0, out_degree, out=np.zeros(n), where=~dangling)
+    x = np.full(n, 1.0 / n)
+    for _ in range(max_iter):
+        last = x
+        x = alpha * (np.bincount(dst, weights=(last * share)[src], minlength=n) + last[dangling].sum() / n) + (1 - alpha) / n
+        if np.abs(x - last).sum() < n * tol:
+            return dict(zip(nodes, map(float, x)))
+    raise nx.PowerIterationFailedConvergence(max_iter)
+
+
 @dataclass
 class CitationGraph:
     graph: nx.DiGraph
@@ -42,9 +67,7 @@ class CitationGraph:
     # ---- centrality ----
     def pagerank(self, alpha: float = 0.85) -> dict[str, float]:
         """PageRank within the catalog: a paper ranks high when well-ranked papers cite it."""
-        if self.graph.number_of_nodes() == 0:
-            return {}
-        return nx.pagerank(self.graph, alpha=alpha, tol=1e-10, max_iter=500)
+        return pagerank(self.graph, alpha=alpha)
 
     def in_degree(self) -> dict[str, int]:
         return dict(self.graph.in_degree())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import os
 import re
 import unicodedata
 from collections import defaultdict
@@ -333,7 +332,11 @@ def check_cross(papers: list[tuple[Paper, Path]], method_names_: set[str],
 
 # Keys whose positions the cross-file checks report (the rest of a file's positions are not kept).
 _CROSS_KEYS = ("id", "title", "method", "identifiers", "builds_on")
-PARALLEL_MIN_FILES = 1000  # below this, starting worker processes costs more than it saves
+# Files are checked in this process unless a caller asks for worker processes. Measured on a 2-core shared
+# machine (synthetic catalogs, validate_catalog alone): 2,000 files 0.6 s CPU / 0.7 s wall serial vs
+# 0.9-1.1 s CPU / 1.3-1.5 s wall with 2 workers; 4,000 files 1.2-1.5 s serial vs 2.2-2.5 s with 2 workers
+# (forking, and pickling every parsed Paper back, cost more than the parallel checks save).
+DEFAULT_WORKERS = 1
 
 
 def _check_files(paths_: list[Path], tax: Taxonomy) -> list[tuple[Path, Paper | None, list[Problem], dict]]:
@@ -346,9 +349,9 @@ def _check_files(paths_: list[Path], tax: Taxonomy) -> list[tuple[Path, Paper | 
 
 
 def _check_all(files: list[Path], tax: Taxonomy, workers: int | None):
-    """Check files one by one, or split over worker processes for large catalogs (same results, same order)."""
+    """Check files one by one, or split over `workers` processes (same results, same order)."""
     if workers is None:
-        workers = min(os.cpu_count() or 1, 4) if len(files) >= PARALLEL_MIN_FILES else 1
+        workers = DEFAULT_WORKERS
     if workers <= 1:
         return _check_files(files, tax)
     import concurrent.futures

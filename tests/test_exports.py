@@ -101,28 +101,58 @@ def _random_text(rng) -> str:
     return "".join(rng.choice(tricky) if rng.random() < 0.2 else rng.choice("abcdefgh xyz ") for _ in range(n))
 
 
-def test_yaml_export_is_byte_identical_to_pure_python_safe_dump():
-    """The fast path (libyaml for records it writes identically) must not change a single byte."""
+def _loaders():
+    loaders = [yaml.SafeLoader]
+    if hasattr(yaml, "CSafeLoader"):
+        loaders.append(yaml.CSafeLoader)  # libyaml, as many readers of the export will use
+    return loaders
+
+
+def test_yaml_writer_round_trips_hostile_records():
+    """Every string (controls, line breaks, quotes, YAML indicators, words YAML 1.1 reads as booleans or
+    numbers, emoji) reads back as itself, with both the pure-Python and the libyaml loader."""
     import random
 
-    from site_gen.exports import yaml_sequence
+    from site_gen.yaml_emit import dump_records
 
     rng = random.Random(3)
-    rows = []
+    fixed = ["", " ", "yes", "No", "ON", "off", "null", "Null", "~", "true", "y", "n", "0x1F", "1:20", "1_000",
+             "2024-01-01", "3.14", ".inf", "-", "- x", "? x", "a: b", "a:", "a #b", "#x", "&a", "*a", "!tag", "|", ">",
+             "%x", "@x", "`x", "'x'", '"x"', "{a}", "[a]", "a, b", "=", "<<", "a\nb", "line\nbreak", "tab\there",
+             "trailing ", " leading", "\x00\x07\x1b\x7f\x85\x9f", "\u2028\u2029", "\ufeffbom", "\ufffe\uffff",
+             "😀 emoji", "中文 é — …", "\u00a0nbsp", "https://arxiv.org/abs/2403.06764", "FastV", "3D",
+             "Token Merging: Your ViT but Faster", "a" * 500]
+    rows = [{"id": f"f{i}", "title": text, "authors": [text, "A. B"], "year": 2024, "ok": None, "tf": True,
+             "x": False, "empty": []} for i, text in enumerate(fixed)]
     for i in range(1500):
-        rich = rng.random() < 0.3  # mostly plain text (libyaml path), some with emoji, controls, line breaks
-        text = _random_text if rich else (lambda r: "".join(r.choice("abcdefgh xyz:-'\"é—中") for _ in range(r.randint(0, 200))))
-        rows.append({"id": f"p{i}", "title": text(rng), "authors": [text(rng) for _ in range(rng.randint(0, 3))],
-                     "year": rng.randint(1990, 2030), "venue": rng.choice([None, text(rng)]),
-                     "training_free": rng.choice([None, True, False]), "builds_on": [], "summary": text(rng)})
-    expected = yaml.safe_dump(rows, sort_keys=False, allow_unicode=True, width=120)
-    assert yaml_sequence(rows) == expected
-    assert yaml_sequence([]) == yaml.safe_dump([], sort_keys=False, allow_unicode=True, width=120)
-    assert yaml_sequence(rows[:1]) == yaml.safe_dump(rows[:1], sort_keys=False, allow_unicode=True, width=120)
+        rows.append({"id": f"p{i}", "title": _random_text(rng), "authors": [_random_text(rng) for _ in range(rng.randint(0, 3))],
+                     "year": rng.randint(-5, 2030), "venue": rng.choice([None, _random_text(rng)]),
+                     "training_free": rng.choice([None, True, False]), "builds_on": [], "summary": _random_text(rng)})
+    text = dump_records(rows)
+    text.encode("utf-8")  # writable as UTF-8
+    for loader in _loaders():
+        assert yaml.load(text, Loader=loader) == rows, loader
+    assert dump_records(rows) == text  # deterministic
+    assert yaml.safe_load(dump_records([])) == []
+    assert yaml.safe_load(dump_records([{}])) == [{}]
+    assert "title: FastV\n" in dump_records([{"title": "FastV"}])  # simple text stays readable (unquoted)
+    assert 'title: "yes"\n' in dump_records([{"title": "yes"}])
 
 
-def test_yaml_export_of_a_catalog_matches_safe_dump(small_catalog):
+def test_yaml_writer_refuses_values_it_cannot_write_faithfully():
+    from site_gen.yaml_emit import dump_records
+
+    for bad in ([{"x": 1.5}], [{"x": [["nested"]]}], [{"x": {"a": 1}}], [{1: "a"}], ["not a dict"]):
+        with pytest.raises(TypeError):
+            dump_records(bad)
+    with pytest.raises(ValueError, match="lone surrogate"):
+        dump_records([{"title": "bad \ud800 text"}])
+
+
+def test_yaml_export_of_a_catalog_round_trips(small_catalog):
     from site_gen.exports import records
 
-    assert render_export(small_catalog, "yaml") == yaml.safe_dump(records(small_catalog), sort_keys=False,
-                                                                  allow_unicode=True, width=120)
+    text = render_export(small_catalog, "yaml")
+    for loader in _loaders():
+        assert yaml.load(text, Loader=loader) == records(small_catalog)
+    assert render_export(small_catalog, "yaml") == text

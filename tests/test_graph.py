@@ -92,6 +92,23 @@ def test_pagerank_on_a_star_matches_the_closed_form():
     assert pr["l1"] == pytest.approx(x, abs=1e-8) and pr["l2"] == pytest.approx(x, abs=1e-8)
 
 
+def test_pagerank_matches_networkx_on_a_random_graph():
+    import random
+
+    import networkx as nx
+
+    from site_gen.graph import pagerank
+
+    rng = random.Random(5)
+    g = nx.DiGraph()
+    g.add_nodes_from(f"n{i}" for i in range(300))  # some stay isolated, many are dangling
+    g.add_edges_from((f"n{rng.randrange(300)}", f"n{rng.randrange(300)}") for _ in range(700))
+    ours, ref = pagerank(g), nx.pagerank(g, alpha=0.85, tol=1e-10, max_iter=500)
+    assert list(ours) == list(ref)
+    assert max(abs(ours[k] - ref[k]) for k in ref) < 1e-9
+    assert pagerank(nx.DiGraph()) == {}
+
+
 def test_builds_on_cycle_does_not_hang():
     cg = build_graph(catalog(paper("x", arxiv="2301.00001", builds_on=["y"]),
                              paper("y", arxiv="2301.00002", builds_on=["x"])))

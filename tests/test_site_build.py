@@ -356,7 +356,12 @@ def test_search_index_holds_text_not_link_lists(tree):
     index = json.loads((tree.site / "search/search_index.json").read_text(encoding="utf-8"))
     docs = [d for d in index["docs"] if d["location"].startswith("papers/mergeall/")]
     text = " ".join(d["text"] + " " + d["title"] for d in docs)
-    assert "Second paragraph." in text and "Ada Lovelace" in text and "Keeps the visual tokens" in text
+    assert "Ada Lovelace" in text and "Keeps the visual tokens" in text                   # authors, summary
+    assert "A study of mergeall for efficient vision-language inference" in text          # the paper's title
+    title_doc = next(d for d in docs if d["title"] == "A study of mergeall for efficient vision-language inference")
+    assert title_doc["location"].startswith("papers/mergeall/")   # a title search lands on the paper's page
+    assert "Second paragraph." not in text  # abstracts are shown on the page, not indexed (index 3.9 -> 1.4 MB at 2,000 papers)
+    assert "<p>Second paragraph.</p>" in html_of(tree.site, urls.paper("mergeall")).read_text(encoding="utf-8")
     assert "@inproceedings" not in text and "@misc" not in text            # BibTeX is added after indexing
     assert not any(d["location"].startswith(("facets/", "taxonomy/")) for d in index["docs"])
 
@@ -389,6 +394,51 @@ def test_hook_output_equals_plain_markdown_output():
     assert "late, next to it" not in " ".join(content) and "late <b>inside</b>" in " ".join(late)
     assert hooked.index("kept") < hooked.index("late, next to it") < hooked.index("searchable") \
         < hooked.index("late <b>inside</b>") < hooked.index("tail") < hooked.index("Section")
+
+
+def test_paper_pages_skip_markdown_with_the_same_result(tree):
+    """Paper pages are all HTML: the hook renders them without Python-Markdown, and what it sets equals
+    what MkDocs' own Page.render produces for the same page."""
+    from mkdocs.config import load_config
+    from mkdocs.structure.files import get_files
+    from mkdocs.structure.pages import Page
+
+    from site_gen.render import mkdocs_hooks as hooks
+
+    cfg = load_config(str(tree.root / "mkdocs.yml"))
+    files = get_files(cfg)
+    papers = [f for f in files.documentation_pages() if f.src_uri.startswith("papers/") and f.name != "index"]
+    assert len(papers) == len(tree.catalog.papers)
+    skipped = 0
+    for f in papers:
+        fast, slow = Page(None, f, cfg), Page(None, f, cfg)
+        for page in (fast, slow):
+            page.read_source(cfg)
+            page.markdown = hooks.on_page_markdown(page.markdown, page, cfg, files)
+        with_card = tree.catalog.by_id[f.name].method is not None  # "Run this method" is Markdown
+        assert ("render" in vars(fast)) is not with_card, f.src_uri
+        skipped += "render" in vars(fast)
+        fast.render(cfg, files)
+        Page.render(slow, cfg, files)
+        assert (fast.content, str(fast.toc), fast.title, fast.present_anchor_ids, fast.links_to_anchors) == \
+               (slow.content, str(slow.toc), slow.title, slow.present_anchor_ids, slow.links_to_anchors or {})
+        hooks._content.pop(f.src_uri, None)
+        hooks._late.pop(f.src_uri, None)
+    assert skipped >= len(papers) - 2
+    page = html_of(tree.site, urls.paper("fastprune")).read_text(encoding="utf-8")
+    assert re.search(r'<h1 id="[a-z0-9-]+">[^<]+</h1>', page)
+
+
+def test_html_heading_equals_markdown_heading():
+    import markdown
+
+    from site_gen.render.escape import esc, heading
+
+    md = markdown.Markdown(extensions=["tables", "attr_list", "md_in_html", "admonition", "toc"])
+    for title in ["FastV: an image is worth 1/2 tokens", "<script>x</script> & {{ y }} *a* _b_ `c` [l](javascript:x) #",
+                  "Ünïcödé 中文 — title", "x {: .cls }", "'", "[", ":", "A  B", "  padded  "]:
+        md.reset()
+        assert heading(title) == md.convert("# " + esc(title)), title
 
 
 def test_generation_keeps_long_lived_objects_out_of_gc_passes_and_restores_the_collector():

@@ -52,6 +52,17 @@ def _esc(text: str) -> str:
     return _escape_leading(_WS.sub(" ", text).strip().translate(_TABLE))
 
 
+def heading(text: object, level: int = 1) -> str:
+    """An HTML heading of inert text, exactly as Python-Markdown renders `# text` with the toc extension
+    (its id is the toc extension's slug of the text, `_1` when the slug is empty), so a page can hand its
+    title to MkDocs as finished HTML."""
+    from markdown.extensions.toc import slugify
+
+    inert = esc(text)
+    slug = slugify(html.unescape(inert), "-") or "_1"
+    return f'<h{level} id="{slug}">{inert}</h{level}>'
+
+
 def esc_paragraphs(text: object) -> list[str]:
     """Inert paragraphs: text split on blank lines, each paragraph escaped as one line."""
     if text is None:

@@ -14,13 +14,22 @@ Fragments that follow each other with only blank lines between them are handed b
 one slot (a late fragment inside it stays a late slot), so a page made only of fragments costs Python-Markdown
 one HTML comment instead of one per fragment.
 
+A page left with nothing but slots (a paper page: front matter plus fragments, its title included as an
+HTML heading) with a title in its front matter does not go through Python-Markdown at all: its `render`
+is replaced, on that page object only, by one that sets what Markdown would have produced for a lone HTML
+comment (the comment itself, no table of contents, no anchors). Building a Markdown converter per page
+cost as much as converting it.
+
 Without this hook the page shows the same HTML (MkDocs keeps raw HTML blocks); only the build is
 slower and the search index larger. This file must not import the rest of the project (MkDocs loads
 it by path).
 """
 from __future__ import annotations
 
+import functools
 import re
+
+from mkdocs.structure.toc import get_toc
 
 BEGIN = "<!-- atlas:html:begin -->"
 END = "<!-- atlas:html:end -->"
@@ -94,9 +103,28 @@ def lift_fragments(markdown: str) -> tuple[str, list[str], list[str]]:
     return markdown, content, late
 
 
+_ONLY_SLOTS = re.compile(r"\s*<!-- atlas:slot:0 -->\s*")
+
+
+def needs_markdown(markdown: str, page) -> bool:
+    """False when the page (after lifting) is a single slot and its title comes from front matter."""
+    return not (_ONLY_SLOTS.fullmatch(markdown) and isinstance((page.meta or {}).get("title"), str))
+
+
+def render_without_markdown(page, config, files) -> None:
+    """What `Page.render` produces for a page whose Markdown is one HTML comment line."""
+    page.content = page.markdown.strip()
+    page.toc = get_toc([])
+    page._title_from_render = None
+    page.present_anchor_ids = set()
+    page.links_to_anchors = {}
+
+
 def on_page_markdown(markdown, page, config, files):
     key = page.file.src_uri
     markdown, content, late = lift_fragments(markdown)
+    if not needs_markdown(markdown, page):
+        page.render = functools.partial(render_without_markdown, page)  # this page object only
     if content:
         _content[key] = content
     if late:

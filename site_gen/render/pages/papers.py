@@ -8,7 +8,7 @@ from ...models import Paper
 from .. import urls
 from ..blocks import a, candidate_badge, paper_a, region, runnable_badge
 from ..context import RenderContext
-from ..escape import esc, esc_block, esc_paragraphs, external_link, front_matter_title
+from ..escape import esc, esc_block, esc_paragraphs, external_link, front_matter_title, heading
 from ..mkdocs_hooks import BEGIN, LATE_BEGIN
 from ..registry import PAPER_SECTIONS, SLOTS, register_page_builder, section_slot
 
@@ -178,10 +178,9 @@ def paper_page(ctx: RenderContext, paper: Paper) -> str:
         "  - toc",
         "---",
         "",
-        f"# {esc(paper.title)}",
-        region("\n".join(lead)),
+        region("\n".join([heading(paper.title)] + lead)),  # all HTML: MkDocs skips Markdown for the page
         region("\n".join(meta), searchable=False),
-        region('<h2 id="abstract">Abstract</h2>\n' + "\n".join(f"<p>{para}</p>" for para in abstract)) if abstract else "",
+        region('<h2 id="abstract">Abstract</h2>\n' + "\n".join(f"<p>{para}</p>" for para in abstract), searchable=False) if abstract else "",
         region("\n".join(x for x in cite if x), searchable=False),
         render_sections(ctx, paper),
     ])
