@@ -222,10 +222,9 @@ class Paper(Strict):
     @classmethod
     def _placements(cls, v: list[Placement], info: ValidationInfo) -> list[Placement]:
         tax = _taxonomy(info)
-        nodes = list(tax.node_by_id)
         for p in v:
             if p.node not in tax.node_by_id:
-                close = difflib.get_close_matches(p.node, nodes, n=1, cutoff=0.5)
+                close = difflib.get_close_matches(p.node, list(tax.node_by_id), n=1, cutoff=0.5)
                 hint = f"did you mean {close[0]!r}?" if close else "see catalog/taxonomy.yaml for node ids"
                 raise ValueError(f"unknown taxonomy node {p.node!r}; {hint}")
         primaries = [p for p in v if p.primary]

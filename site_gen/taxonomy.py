@@ -54,8 +54,12 @@ class Taxonomy:
     def stage_ids(self) -> tuple[str, ...]:
         return tuple(s.id for s in self.stages)
 
+    @cached_property
+    def _facet_ids(self) -> dict[str, tuple[str, ...]]:
+        return {f: tuple(t.id for t in terms) for f, terms in self.facets.items()}
+
     def facet_ids(self, facet: str) -> tuple[str, ...]:
-        return tuple(t.id for t in self.facets[facet])
+        return self._facet_ids[facet]
 
     def term(self, facet: str, term_id: str) -> Term:
         return next(t for t in self.facets[facet] if t.id == term_id)

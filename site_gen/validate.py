@@ -168,37 +168,46 @@ def _schema_problem(err: dict, parsed: ParsedYaml, display: str) -> Problem:
 
 
 def check_file(path: Path, tax: Taxonomy, positions: dict | None = None) -> tuple[Paper | None, list[Problem]]:
-    """Validate one file. If `positions` is given, it receives the file's key-path -> (line, col) map."""
+    """Validate one file. If `positions` is given, it receives the file's key-path -> (line, col) map.
+
+    A valid file is parsed once without positions; any problem makes it parse again with positions so
+    that every message points at its line and column.
+    """
     display = _display(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         return None, [Problem(display, 1, 1, f"cannot read file: {exc.strerror}", "check file permissions")]
-    parsed = read_yaml(raw)
+    parsed = read_yaml(raw, locate=positions is not None)
     if positions is not None:
         positions.update(parsed.positions)
     problems = [Problem(display, p.line, p.col, p.message, p.hint) for p in parsed.problems]
     if problems:
         return None, problems
+    located = parsed if positions is not None else None
+
+    def where(*key) -> tuple[int, int]:
+        nonlocal located
+        if located is None:
+            located = read_yaml(raw)
+        return located.positions.get(key, (2, 1))
+
     first_line = raw.split(b"\n", 1)[0].decode("utf-8").strip()
     if first_line != SCHEMA_COMMENT:
         problems.append(Problem(display, 1, 1, "first line must reference the paper schema",
                                 f"make the first line exactly: {SCHEMA_COMMENT}"))
-    if not isinstance(parsed.data, dict):  # pragma: no cover - read_yaml guarantees a mapping
-        return None, problems + [Problem(display, 1, 1, "the document must be a mapping", "")]
     try:
         paper = Paper.model_validate(parsed.data, context={"taxonomy": tax})
     except ValidationError as exc:
-        problems += [_schema_problem(e, parsed, display) for e in exc.errors(include_url=False)]
+        where()
+        problems += [_schema_problem(e, located, display) for e in exc.errors(include_url=False)]
         return None, sorted(problems)
     if path.stem != paper.id:
-        line, col = parsed.positions.get(("id",), (2, 1))
-        problems.append(Problem(display, line, col, f"id '{paper.id}' does not match the file name '{path.name}'",
+        problems.append(Problem(display, *where("id"), f"id '{paper.id}' does not match the file name '{path.name}'",
                                 f"rename the file to {paper.id}.yaml or set id: {path.stem}"))
     arxiv_in_url = re.search(r"arxiv\.org/(?:abs|pdf)/([^/?#]+?)(?:v\d+)?(?:\.pdf)?$", str(paper.links.paper))
     if arxiv_in_url and paper.identifiers.arxiv and arxiv_in_url.group(1) != paper.identifiers.arxiv:
-        line, col = parsed.positions.get(("links", "paper"), (2, 1))
-        problems.append(Problem(display, line, col,
+        problems.append(Problem(display, *where("links", "paper"),
                                 f"links.paper points to arXiv {arxiv_in_url.group(1)} but identifiers.arxiv is {paper.identifiers.arxiv}",
                                 f"use https://arxiv.org/abs/{paper.identifiers.arxiv}"))
     return (None if problems else paper), problems
@@ -277,7 +286,12 @@ def check_cross(papers: list[tuple[Paper, Path]], method_names_: set[str],
     positions = positions or {}
 
     def at(path: Path, *key) -> tuple[int, int]:
-        return positions.get(path, {}).get(tuple(key), (2, 1))
+        if path not in positions:  # valid files are parsed without positions: locate this one now
+            try:
+                positions[path] = read_yaml(path.read_bytes()).positions
+            except OSError:
+                positions[path] = {}
+        return positions[path].get(tuple(key), (2, 1))
 
     by_id: dict[str, list[Path]] = defaultdict(list)
     for paper, path in papers:
@@ -330,8 +344,6 @@ def check_cross(papers: list[tuple[Paper, Path]], method_names_: set[str],
     return problems
 
 
-# Keys whose positions the cross-file checks report (the rest of a file's positions are not kept).
-_CROSS_KEYS = ("id", "title", "method", "identifiers", "builds_on")
 # Files are checked in this process unless a caller asks for worker processes. Measured on a 2-core shared
 # machine (synthetic catalogs, validate_catalog alone): 2,000 files 0.6 s CPU / 0.7 s wall serial vs
 # 0.9-1.1 s CPU / 1.3-1.5 s wall with 2 workers; 4,000 files 1.2-1.5 s serial vs 2.2-2.5 s with 2 workers
@@ -339,13 +351,8 @@ _CROSS_KEYS = ("id", "title", "method", "identifiers", "builds_on")
 DEFAULT_WORKERS = 1
 
 
-def _check_files(paths_: list[Path], tax: Taxonomy) -> list[tuple[Path, Paper | None, list[Problem], dict]]:
-    out = []
-    for path in paths_:
-        pos: dict = {}
-        paper, problems = check_file(path, tax, pos)
-        out.append((path, paper, problems, {k: v for k, v in pos.items() if k and k[0] in _CROSS_KEYS}))
-    return out
+def _check_files(paths_: list[Path], tax: Taxonomy) -> list[tuple[Path, Paper | None, list[Problem]]]:
+    return [(path, *check_file(path, tax)) for path in paths_]
 
 
 def _check_all(files: list[Path], tax: Taxonomy, workers: int | None):
@@ -383,8 +390,7 @@ def validate_catalog(papers_dir: Path, tax: Taxonomy, methods_dir: Path = paths.
         files.append(path)
     good: list[tuple[Paper, Path]] = []
     positions: dict[Path, dict] = {}
-    for path, paper, problems, pos in _check_all(files, tax, workers):
-        positions[path] = pos
+    for path, paper, problems in _check_all(files, tax, workers):
         report.problems += problems
         if paper is not None:
             good.append((paper, path))

@@ -16,26 +16,31 @@ from typing import Any
 import yaml
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_resolve_cache: dict[tuple, str] = {}
+_resolve_cache: dict[str, str] = {}
 
 
 class Loader(_BaseLoader):  # type: ignore[misc, valid-type]
-    """The safe loader with memoised implicit-tag resolution.
+    """The safe loader with a faster implicit-tag resolver.
 
-    Resolving a plain scalar's tag (str, int, bool, date, ...) is pure for a given value, and catalog files
-    repeat the same keys and many values, so caching it removes most of the per-file resolver cost.
+    The safe loader has no path resolvers, so a node's tag depends only on its kind and, for plain
+    scalars, on the value; catalog files repeat the same keys and many values, so plain-scalar tags are
+    memoised. The result is the same as PyYAML's `Resolver.resolve`.
     """
 
     def resolve(self, kind, value, implicit):
-        if kind is not yaml.ScalarNode or not implicit[0]:
+        if self.yaml_path_resolvers:  # pragma: no cover - nobody registers path resolvers on this loader
             return super().resolve(kind, value, implicit)
-        key = (value, implicit)
-        tag = _resolve_cache.get(key)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(_resolve_cache) < 100_000:
-                _resolve_cache[key] = tag
-        return tag
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return self.DEFAULT_SCALAR_TAG
+            tag = _resolve_cache.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(_resolve_cache) < 100_000:
+                    _resolve_cache[value] = tag
+            return tag
+        return self.DEFAULT_SEQUENCE_TAG if kind is yaml.SequenceNode else self.DEFAULT_MAPPING_TAG
+
 
 MAX_BYTES = 64 * 1024
 
@@ -136,8 +141,34 @@ def _walk(node, path: Path_, out: ParsedYaml) -> Any:
     return result
 
 
-def read_yaml(raw: bytes, max_bytes: int = MAX_BYTES) -> ParsedYaml:
-    """Parse one catalog file strictly. Never raises on bad input: problems are returned."""
+class _NeedsLocating(Exception):
+    """Raised by the fast builder on anything it would have to report with a position."""
+
+
+def _build(node) -> Any:
+    """Build the Python value without recording positions (the common, valid case); any duplicate key,
+    merge key or non-scalar key raises `_NeedsLocating` so the caller can redo the walk with positions."""
+    if isinstance(node, yaml.ScalarNode):
+        return _scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item) for item in node.value]
+    result: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            raise _NeedsLocating
+        key = key_node.value
+        if key in result:
+            raise _NeedsLocating
+        result[key] = _build(value_node)
+    return result
+
+
+def read_yaml(raw: bytes, max_bytes: int = MAX_BYTES, locate: bool = True) -> ParsedYaml:
+    """Parse one catalog file strictly. Never raises on bad input: problems are returned.
+
+    With `locate=False` the positions of valid documents are not recorded (faster); problems are always
+    reported with their line and column.
+    """
     out = ParsedYaml()
     if len(raw) > max_bytes:
         out.problems.append(YamlProblem(1, 1, f"file is {len(raw):,} bytes, over the {max_bytes:,}-byte limit",
@@ -176,6 +207,12 @@ def read_yaml(raw: bytes, max_bytes: int = MAX_BYTES) -> ParsedYaml:
                 out.problems.append(YamlProblem(*_pos(node.start_mark), "the document must be a mapping of keys to values",
                                                 "start with 'id: your-paper-id' on the first line after the comment"))
                 return out
+            if not locate:
+                try:
+                    out.data = _build(node)
+                    return out
+                except _NeedsLocating:
+                    pass
             data = _walk(node, (), out)
             if out.problems:
                 return out
