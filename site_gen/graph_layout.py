@@ -21,7 +21,7 @@ def layout(nodes: Sequence[Hashable], edges: Iterable[tuple[Hashable, Hashable]]
     """Positions in [0, size] x [0, size], keyed by node, rounded to 0.1."""
     n = len(nodes)
     if iterations is None:
-        iterations = 150 if n <= 1000 else 90
+        iterations = 150 if n <= 1000 else 60
     if n == 0:
         return {}
     if n == 1:
@@ -40,7 +40,7 @@ def layout(nodes: Sequence[Hashable], edges: Iterable[tuple[Hashable, Hashable]]
     pos = anchors + rng.normal(scale=0.15, size=(n, 2))
 
     k = 1.0 / math.sqrt(n)                  # ideal edge length in a unit area
-    cells = int(min(24, max(4, math.sqrt(n) / 2)))
+    cells = int(min(16, max(4, math.sqrt(n) / 2)))
     temperature = 0.1
     cool = temperature / (iterations + 1)
     gravity = 0.02
