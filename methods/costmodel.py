@@ -23,7 +23,7 @@ Assumptions, stated once:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -255,7 +255,7 @@ def encode_shape(model: ModelSpec, inp: VisualInput) -> EncodedShape:
     if inp.images and (inp.width <= 0 or inp.height <= 0) and v.tokenizer != "fixed":
         raise ValueError("give the image size (width x height) for models with dynamic resolution")
     for _ in range(inp.images):
-        if v.tokenizer in ("fixed", "cross_attn") and v.tokenizer == "fixed":
+        if v.tokenizer == "fixed":
             side = v.image_size // v.patch
             tokens += side * side
             seqs.append(side * side + (1 if v.cls_token else 0))
@@ -490,12 +490,6 @@ def decode_intensity(llm: LLMSpec, context: int = 0, p: int = 2) -> float:
 def prefill_intensity(llm: LLMSpec, n: int, p: int = 2) -> float:
     return llm_prefill_flops(llm, n) / llm_prefill_bytes(llm, n, p)
 
-
-def with_budget(b: Breakdown, budget: Budget, inp: VisualInput) -> Breakdown:
-    return estimate(b.model, b.gpu, inp, b.text_tokens, b.output_tokens, b.bytes_per_param, budget)
-
-
-__all__ = [n for n in dir() if not n.startswith("_")] + ["replace"]
 
 
 # ---------------------------------------------------------------- measured runs vs their bound

@@ -220,7 +220,7 @@ def summary_lines(cg: CitationGraph, catalog: Catalog, top: int = 10) -> Iterabl
     yield f"top {top} by PageRank within the catalog:"
     for pid, score in sorted(pr.items(), key=lambda kv: (-kv[1], kv[0]))[:top]:
         yield f"  {score:.4f}  {pid}  (cited by {g.in_degree(pid)}, cites {g.out_degree(pid)})"
-    yield f"most cited inside the catalog:"
+    yield "most cited inside the catalog:"
     for pid, count in cg.most_cited(top):
         if count:
             yield f"  {count:4d}  {pid}"

@@ -139,7 +139,7 @@ def graph_page(ctx, view: GraphView) -> str:
         "",
     ]
     if len(view.cg.enriched) < g.number_of_nodes():
-        lines += [f'!!! note "Citation data coverage"',
+        lines += ['!!! note "Citation data coverage"',
                   f"    {len(view.cg.enriched)} of {g.number_of_nodes()} papers have Semantic Scholar reference data so "
                   "far; the others contribute only their curated *builds on* links until the weekly enrichment "
                   "run (`python -m site_gen enrich`) reaches them.", ""]

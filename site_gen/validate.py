@@ -90,9 +90,6 @@ def _locate(parsed: ParsedYaml, loc: tuple) -> tuple[int, int]:
     return (2, 1)
 
 
-_ALLOWED_KEYS_CACHE: dict[type, list[str]] = {}
-
-
 def _model_at(loc: tuple):
     """The pydantic model class that owns the field at `loc` (for 'unknown key' hints)."""
     model: Any = Paper
@@ -167,8 +164,8 @@ def _schema_problem(err: dict, parsed: ParsedYaml, display: str) -> Problem:
     return Problem(display, line, col, f"{where}: {msg}" if loc else msg, hint)
 
 
-def check_file(path: Path, tax: Taxonomy, positions: dict | None = None) -> tuple[Paper | None, list[Problem]]:
-    """Validate one file. If `positions` is given, it receives the file's key-path -> (line, col) map.
+def check_file(path: Path, tax: Taxonomy) -> tuple[Paper | None, list[Problem]]:
+    """Validate one file.
 
     A valid file is parsed once without positions; any problem makes it parse again with positions so
     that every message points at its line and column.
@@ -178,13 +175,11 @@ def check_file(path: Path, tax: Taxonomy, positions: dict | None = None) -> tupl
         raw = path.read_bytes()
     except OSError as exc:
         return None, [Problem(display, 1, 1, f"cannot read file: {exc.strerror}", "check file permissions")]
-    parsed = read_yaml(raw, locate=positions is not None)
-    if positions is not None:
-        positions.update(parsed.positions)
+    parsed = read_yaml(raw, locate=False)
     problems = [Problem(display, p.line, p.col, p.message, p.hint) for p in parsed.problems]
     if problems:
         return None, problems
-    located = parsed if positions is not None else None
+    located = None
 
     def where(*key) -> tuple[int, int]:
         nonlocal located

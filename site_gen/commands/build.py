@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from .. import paths
-from ..catalog import CatalogError, load_catalog
+from ._catalog import catalog_or_report
 
 DEFAULT_OUT = paths.ROOT / "build" / "docs"
 
@@ -39,11 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from ..render.build import BuildError
     from ..render.cards import SiteDataError
 
-    try:
-        catalog = load_catalog()
-    except CatalogError as exc:
-        print(exc, file=sys.stderr)
-        print("fix the catalog (python -m site_gen validate lists every problem), then build again", file=sys.stderr)
+    catalog = catalog_or_report()
+    if catalog is None:
         return 1
     try:
         report = build_site(catalog, args.out, site_url=args.site_url or configured_site_url())

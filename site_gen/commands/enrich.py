@@ -5,7 +5,7 @@ import asyncio
 import os
 import sys
 
-from ..catalog import CatalogError, load_catalog
+from ._catalog import catalog_or_report
 from ..enrich.client import RateLimiter, S2Client, S2Error
 from ..enrich.runner import enrich
 from ..enrich.store import STORE_PATH, SUGGESTIONS_PATH, StoreError
@@ -28,10 +28,8 @@ def run(args) -> int:
     if args.rate <= 0:
         print("error: --rate must be positive", file=sys.stderr)
         return 2
-    try:
-        catalog = load_catalog()
-    except CatalogError as exc:
-        print(f"error: {exc}\nFix the catalog first (`python -m site_gen validate`).", file=sys.stderr)
+    catalog = catalog_or_report()
+    if catalog is None:
         return 1
     api_key = os.environ.get(API_KEY_ENV) or None
     if not api_key:

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from ..atomic import write_text_atomic
-from ..catalog import CatalogError, load_catalog
+from ._catalog import catalog_or_report
 from ..exports import FORMATS, render_export
 
 
@@ -15,11 +15,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        catalog = load_catalog()
-    except CatalogError as exc:
-        print(exc, file=sys.stderr)
-        print("fix the catalog first: python -m site_gen validate", file=sys.stderr)
+    catalog = catalog_or_report()
+    if catalog is None:
         return 1
     text = render_export(catalog, args.format)
     if args.output:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..catalog import CatalogError, load_catalog
+from ._catalog import catalog_or_report
 from ..stats import catalog_stats, format_stats
 
 
@@ -13,10 +13,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        catalog = load_catalog()
-    except CatalogError as exc:
-        print(exc, file=sys.stderr)
+    catalog = catalog_or_report()
+    if catalog is None:
         return 1
     stats = catalog_stats(catalog)
     sys.stdout.write(json.dumps(stats, indent=2, default=str) + "\n" if args.json else format_stats(stats, catalog))

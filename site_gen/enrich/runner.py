@@ -17,7 +17,7 @@ from .. import paths
 from ..catalog import Catalog
 from .client import BATCH_LIMIT, S2Client
 from .records import IdIndex, make_record, merge, query_id, reresolve, split_references, suggestions
-from .store import STORE_PATH, SUGGESTIONS_PATH, Store, atomic_write_text, load_store, save_store
+from .store import STORE_PATH, SUGGESTIONS_PATH, atomic_write_text, load_store, save_store
 
 STATE_PATH = paths.ROOT / ".cache" / "enrich" / "run.json"
 
