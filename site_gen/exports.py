@@ -71,19 +71,19 @@ def json_array(items: list[dict]) -> str:
     return "[\n" + ",\n".join(json.dumps(item, ensure_ascii=False) for item in items) + "\n]\n"
 
 
-def export_json(catalog: Catalog) -> str:
-    return json_array(records(catalog))
+def export_json(catalog: Catalog, rows: list[dict] | None = None) -> str:
+    return json_array(records(catalog) if rows is None else rows)
 
 
-def export_yaml(catalog: Catalog) -> str:
-    return dump_records(records(catalog))
+def export_yaml(catalog: Catalog, rows: list[dict] | None = None) -> str:
+    return dump_records(records(catalog) if rows is None else rows)
 
 
 CSV_LIST_SEPARATOR = "; "
 
 
-def export_csv(catalog: Catalog) -> str:
-    rows = records(catalog)
+def export_csv(catalog: Catalog, rows: list[dict] | None = None) -> str:
+    rows = records(catalog) if rows is None else rows
     buf = io.StringIO()
     fields = list(rows[0]) if rows else list(paper_record.__annotations__)
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
@@ -187,7 +187,18 @@ def export_csljson(catalog: Catalog) -> str:
 _EXPORTERS = {"json": export_json, "yaml": export_yaml, "csv": export_csv, "bibtex": export_bibtex, "csljson": export_csljson}
 
 
+_FROM_RECORDS = ("json", "yaml", "csv")  # the exporters that write `records(catalog)`
+
+
 def render_export(catalog: Catalog, fmt: str) -> str:
-    if fmt not in _EXPORTERS:
-        raise ValueError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    return _EXPORTERS[fmt](catalog)
+    return render_exports(catalog, [fmt])[fmt]
+
+
+def render_exports(catalog: Catalog, formats) -> dict[str, str]:
+    """Several exports at once: {format: text}, computing the shared flat records only once."""
+    formats = list(formats)
+    unknown = [f for f in formats if f not in _EXPORTERS]
+    if unknown:
+        raise ValueError(f"unknown export format {unknown[0]!r}; choose one of: {', '.join(FORMATS)}")
+    rows = records(catalog) if any(f in _FROM_RECORDS for f in formats) else None
+    return {f: _EXPORTERS[f](catalog, rows) if f in _FROM_RECORDS else _EXPORTERS[f](catalog) for f in formats}

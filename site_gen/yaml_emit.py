@@ -14,6 +14,7 @@ valid Unicode; it cannot be written as UTF-8 and libyaml rejects it even escaped
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -46,6 +47,11 @@ def scalar(value) -> str:
     if type(value) is not str:
         raise TypeError(f"cannot write {type(value).__name__} {value!r} as a flat YAML scalar; "
                         "records hold only str, int, bool, None and lists of those")
+    return _string(value)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # keys, stages and tags recur in every record; a pure function
+def _string(value: str) -> str:
     if (_PLAIN.fullmatch(value) and not value.endswith((" ", ":")) and ": " not in value
             and _RESOLVER.resolve(ScalarNode, value, (True, False)) == _STR_TAG):
         return value

@@ -70,7 +70,7 @@ def test_shell_fill_is_one_pass_and_pages_with_placeholders_render_normally():
     shell = f"<title>{cache._TITLE}</title><a href='#{cache._ANCHOR}'></a>{cache._CONTENT}"
     values = {cache._TITLE: cache._CONTENT, cache._CONTENT: "<p>x</p>", cache._ANCHOR: "t"}
     # a value that looks like a placeholder is inserted as text, never expanded again
-    assert cache._fill(shell, values) == f"<title>{cache._CONTENT}</title><a href='#t'></a><p>x</p>"
+    assert cache._fill(cache._split(shell), values) == f"<title>{cache._CONTENT}</title><a href='#t'></a><p>x</p>"
 
     class Page:
         meta = {"title": "T"}

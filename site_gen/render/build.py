@@ -87,6 +87,7 @@ def _generate(ctx: RenderContext, out_dir: Path, docs_src: Path) -> BuildReport:
     try:
         written: dict[str, str] = {}
         seconds: dict[str, float] = {}
+        folders: set[Path] = set()
         if docs_src.is_dir():
             shutil.copytree(docs_src, tmp, dirs_exist_ok=True)
         for builder in PAGE_BUILDERS:
@@ -98,7 +99,9 @@ def _generate(ctx: RenderContext, out_dir: Path, docs_src: Path) -> BuildReport:
                     raise BuildError(f"{rel!r} is written by both {written[rel]} and {owner}; give one of them another path")
                 written[rel] = owner
                 target = tmp / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.parent not in folders:  # thousands of pages share a few folders
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    folders.add(target.parent)
                 with open(target, "w", encoding="utf-8", newline="\n") as fh:
                     fh.write(text)
             seconds[builder.__name__] = time.perf_counter() - started

@@ -83,6 +83,9 @@ def attr(text: object) -> str:
     return esc(text)
 
 
+_URL_BREAKERS = re.compile(r"[\s\x00-\x1f]")  # `\s` is str.isspace(): Unicode whitespace included
+
+
 def safe_href(url: object) -> str | None:
     """The URL escaped for an href attribute, or None unless it is an absolute http(s) URL with a host.
 
@@ -92,7 +95,7 @@ def safe_href(url: object) -> str | None:
     if url is None:
         return None
     s = str(url).strip()
-    if any(ch.isspace() or ord(ch) < 32 for ch in s):
+    if _URL_BREAKERS.search(s):
         return None
     try:
         parts = urlsplit(s)

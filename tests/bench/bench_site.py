@@ -5,10 +5,12 @@ Measures, on the same machine in the same run:
   ours  - site generation (load + validate the catalog, render pages) plus `mkdocs build` for
           synthetic catalogs of N and 2N papers.
 Prints the times and the two ratios against the goals: ours(N) <= 1.5 x bare(N) and
-ours(2N) <= 2.2 x ours(N).
+ours(2N) <= 2.2 x ours(N). This machine is shared, so one build can take 50% longer than the same build a
+minute later: the builds run in rounds (bare, ours(N), ours(2N), repeated), and the ratios use the median
+of each; the per-round ratios are printed too.
 
     .venv/bin/python tests/bench/bench_site.py            # N = 2000
-    .venv/bin/python tests/bench/bench_site.py --n 500    # quicker look
+    .venv/bin/python tests/bench/bench_site.py --n 500 --repeat 1   # quicker look
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import yaml
 
@@ -65,7 +69,7 @@ def dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
 
-def bare(work: Path, n: int) -> tuple[Clock, float]:
+def write_bare(work: Path, n: int) -> Path:
     docs = work / "docs"
     (docs / "pages").mkdir(parents=True)
     (docs / "index.md").write_text("# Reference\n\nBare mkdocs-material reference site.\n", encoding="utf-8")
@@ -78,59 +82,95 @@ def bare(work: Path, n: int) -> tuple[Clock, float]:
         "site_name": "bare", "docs_dir": str(docs), "site_dir": str(work / "site"),
         "theme": {"name": "material", "font": False}, "nav": ["index.md"], "not_in_nav": "/pages/",
     }), encoding="utf-8")
-    secs = mkdocs(cfg)
-    return secs, dir_mb(work / "site")
+    return cfg
 
 
-def ours(work: Path, n: int) -> tuple[Clock, Clock, Clock, float, dict]:
-    papers = work / "catalog" / "papers"
-    write_synthetic_catalog(papers, n, load_taxonomy(), seed=n)
-    with Clock() as t_load:
-        catalog = load_catalog(papers)
-    with Clock() as t_gen:
-        report = build_site(catalog, work / "docs", cards_dir=work / "cards", bench_dir=work / "bench")
+def write_ours(work: Path, n: int) -> Path:
+    """The synthetic catalog and an mkdocs.yml (the project's, pointed at this work folder)."""
+    write_synthetic_catalog(work / "catalog" / "papers", n, load_taxonomy(), seed=n)
     cfg_data = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
     cfg_data.update(docs_dir=str(work / "docs"), site_dir=str(work / "site"),
                     hooks=[str(ROOT / h) for h in cfg_data.get("hooks", [])])
     cfg = work / "mkdocs.yml"
     cfg.write_text(yaml.safe_dump(cfg_data, sort_keys=False), encoding="utf-8")
+    return cfg
+
+
+@dataclass
+class Run:
+    """One build of our site: the three steps and their sum."""
+    load: Clock
+    gen: Clock
+    mk: Clock
+    per_builder: dict
+
+    @property
+    def wall(self) -> float:
+        return self.load.wall + self.gen.wall + self.mk.wall
+
+    @property
+    def cpu(self) -> float:
+        return self.load.cpu + self.gen.cpu + self.mk.cpu
+
+
+def ours(work: Path, cfg: Path) -> Run:
+    with Clock() as t_load:
+        catalog = load_catalog(work / "catalog" / "papers")
+    with Clock() as t_gen:
+        report = build_site(catalog, work / "docs", cards_dir=work / "cards", bench_dir=work / "bench")
+    del catalog
     t_mk = mkdocs(cfg)
-    return t_load, t_gen, t_mk, dir_mb(work / "site"), report.seconds
+    return Run(t_load, t_gen, t_mk, report.seconds)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="papers / pages in the reference run (default 2000)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds; each round builds bare(N), ours(N) and ours(2N) one after the other, and the "
+                         "ratios use each build's median over the rounds (default 3)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders")
     args = ap.parse_args()
+    n1, n2 = args.n, 2 * args.n
     base = Path(tempfile.mkdtemp(prefix="atlas-bench-site-"))
     try:
-        print(f"machine: {os.cpu_count()} CPUs; python {sys.version.split()[0]}; work dir {base}")
-        t_bare, mb_bare = bare(base / "bare", args.n)
-        print(f"bare mkdocs-material, {args.n} one-paragraph pages out of nav: "
-              f"{t_bare.wall:6.1f} s wall, {t_bare.cpu:6.1f} s CPU  ({mb_bare:.0f} MB)")
-        totals = {}
-        for n in (args.n, 2 * args.n):
-            t_load, t_gen, t_mk, mb, per_builder = ours(base / f"ours{n}", n)
-            wall = t_load.wall + t_gen.wall + t_mk.wall
-            cpu = t_load.cpu + t_gen.cpu + t_mk.cpu
-            exports = per_builder.get("export_pages", 0.0)
-            totals[n] = (wall, cpu, wall - t_load.wall - exports)
-            print(f"LVLM Atlas, {n} papers ({mb:.0f} MB):")
-            print(f"    load+validate {t_load.wall:5.1f} s wall {t_load.cpu:5.1f} s CPU | generate {t_gen.wall:5.1f} s wall "
-                  f"{t_gen.cpu:5.1f} s CPU | mkdocs {t_mk.wall:5.1f} s wall {t_mk.cpu:5.1f} s CPU")
-            print(f"    total {wall:6.1f} s wall, {cpu:6.1f} s CPU; of the generation, exports (YAML/JSON/CSV/BibTeX/CSL) "
-                  f"took {exports:.1f} s")
-            top = sorted(per_builder.items(), key=lambda kv: -kv[1])[:4]
+        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; python {sys.version.split()[0]}; "
+              f"work dir {base}")
+        bare_cfg = write_bare(base / "bare", n1)
+        our_cfg = {n: write_ours(base / f"ours{n}", n) for n in (n1, n2)}
+        bares: list[Clock] = []
+        runs: dict[int, list[Run]] = {n1: [], n2: []}
+        for r in range(args.repeat):
+            bares.append(mkdocs(bare_cfg))
+            for n in (n1, n2):
+                runs[n].append(ours(base / f"ours{n}", our_cfg[n]))
+            print(f"round {r + 1}: bare({n1}) {bares[-1].wall:5.1f} s | ours({n1}) {runs[n1][-1].wall:5.1f} s | "
+                  f"ours({n2}) {runs[n2][-1].wall:5.1f} s  (wall; load average {os.getloadavg()[0]:.2f})")
+        mb_bare = dir_mb(base / "bare" / "site")
+        print(f"bare mkdocs-material, {n1} one-paragraph pages out of nav ({mb_bare:.0f} MB): median "
+              f"{median(c.wall for c in bares):6.1f} s wall, {median(c.cpu for c in bares):6.1f} s CPU")
+        for n in (n1, n2):
+            rs = runs[n]
+            mb = dir_mb(base / f"ours{n}" / "site")
+            print(f"LVLM Atlas, {n} papers ({mb:.0f} MB), medians:")
+            print(f"    load+validate {median(r.load.wall for r in rs):5.1f} s wall {median(r.load.cpu for r in rs):5.1f} s CPU"
+                  f" | generate {median(r.gen.wall for r in rs):5.1f} s wall {median(r.gen.cpu for r in rs):5.1f} s CPU"
+                  f" | mkdocs {median(r.mk.wall for r in rs):5.1f} s wall {median(r.mk.cpu for r in rs):5.1f} s CPU")
+            builders = {k: median(r.per_builder.get(k, 0.0) for r in rs) for k in rs[0].per_builder}
+            print(f"    total {median(r.wall for r in rs):6.1f} s wall, {median(r.cpu for r in rs):6.1f} s CPU; "
+                  f"of the generation, exports (YAML/JSON/CSV/BibTeX/CSL) took {builders.get('export_pages', 0.0):.1f} s")
+            top = sorted(builders.items(), key=lambda kv: -kv[1])[:4]
             print("    generation by page builder: " + ", ".join(f"{k} {v:.1f} s" for k, v in top))
-        n1, n2 = args.n, 2 * args.n
-        for label, i, ref in (("wall", 0, t_bare.wall), ("CPU", 1, t_bare.cpu)):
-            r1 = totals[n1][i] / ref
-            r2 = totals[n2][i] / totals[n1][i]
-            print(f"[{label}] ours({n1}) / bare({n1}) = {r1:.2f} (goal <= 1.5: {'met' if r1 <= 1.5 else 'NOT met'}); "
+        for label, key in (("wall", "wall"), ("CPU", "cpu")):
+            ref = median(getattr(c, key) for c in bares)
+            t1 = median(getattr(r, key) for r in runs[n1])
+            t2 = median(getattr(r, key) for r in runs[n2])
+            r1, r2 = t1 / ref, t2 / t1
+            print(f"[{label}, medians] ours({n1}) / bare({n1}) = {r1:.2f} (goal <= 1.5: {'met' if r1 <= 1.5 else 'NOT met'}); "
                   f"ours({n2}) / ours({n1}) = {r2:.2f} (goal <= 2.2: {'met' if r2 <= 2.2 else 'NOT met'})")
-        r_site = totals[n1][2] / t_bare.wall
-        print(f"[wall, site only: render + mkdocs, without catalog loading and exports] ours({n1}) / bare({n1}) = {r_site:.2f}")
+        per_round = [(o.wall / b.wall, t.wall / o.wall) for b, o, t in zip(bares, runs[n1], runs[n2])]
+        print("[wall, each round] ours/bare: " + ", ".join(f"{a:.2f}" for a, _ in per_round)
+              + f"; ours({n2})/ours({n1}): " + ", ".join(f"{b:.2f}" for _, b in per_round))
         return 0
     finally:
         if not args.keep:

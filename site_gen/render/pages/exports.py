@@ -1,4 +1,4 @@
-"""The Exports page and its downloadable files, produced by `site_gen.exports.render_export`."""
+"""The Exports page and its downloadable files, produced by `site_gen.exports.render_exports`."""
 from __future__ import annotations
 
 from ..context import RenderContext
@@ -33,9 +33,9 @@ def exports_page(ctx: RenderContext, formats: list[str]) -> str:
 
 @register_page_builder
 def export_pages(ctx: RenderContext):
-    from ...exports import FORMATS, render_export
+    from ...exports import FORMATS, render_exports
 
     formats = list(FORMATS)
     yield "exports.md", exports_page(ctx, formats)
-    for fmt in formats:
-        yield download_path(fmt), render_export(ctx.catalog, fmt)
+    for fmt, text in render_exports(ctx.catalog, formats).items():
+        yield download_path(fmt), text

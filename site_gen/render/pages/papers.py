@@ -58,26 +58,44 @@ def _links(paper: Paper) -> list[str]:
     return out
 
 
+def _shared(ctx: RenderContext, key: tuple, make) -> str:
+    """A link fragment that many paper pages share. Links are relative through the site root
+    (`urls.rel_url`), so pages at the same depth get identical fragments: make each one once per build
+    and depth (the cache lives in the build's context, so a new build never sees an old catalog)."""
+    cache = ctx.extra.setdefault("papers.shared-fragments", {})
+    full = (urls.root_url(ctx.page, ctx.directory_urls), ctx.directory_urls) + key
+    text = cache.get(full)
+    if text is None:
+        text = cache[full] = make()
+    return text
+
+
 def _tags(ctx: RenderContext, paper: Paper, facet: str) -> str:
     terms = ctx.indexes.paper_terms[paper.id].get(facet, [])
-    return ", ".join(a(ctx.href(urls.facet_term(facet, t.slug)), esc(t.label)) for t in terms)
+    if not terms:
+        return ""
+    return _shared(ctx, ("tags", facet) + tuple((t.slug, t.label) for t in terms),
+                   lambda: ", ".join(a(ctx.href(urls.facet_term(facet, t.slug)), esc(t.label)) for t in terms))
 
 
 def _placement_line(ctx: RenderContext, node_id: str) -> str:
-    tax = ctx.taxonomy
-    chain = tax.ancestors(node_id) + [tax.node_by_id[node_id]]
-    return " › ".join(a(ctx.href(urls.category(n.id)), esc(n.label)) for n in chain)
+    def make() -> str:
+        tax = ctx.taxonomy
+        chain = tax.ancestors(node_id) + [tax.node_by_id[node_id]]
+        return " › ".join(a(ctx.href(urls.category(n.id)), esc(n.label)) for n in chain)
+    return _shared(ctx, ("category", node_id), make)
 
 
 def metadata(ctx: RenderContext, paper: Paper) -> str:
     """The paper's facts as an HTML list (every value escaped, every link computed or checked)."""
     tax = ctx.taxonomy
     venue_term = ctx.indexes.paper_terms[paper.id]["venue"][0]
+    year = _shared(ctx, ("year", paper.year), lambda: a(ctx.href(urls.facet_term("year", str(paper.year))), str(paper.year)))
+    series = _shared(ctx, ("venue", venue_term.slug, venue_term.label),
+                     lambda: a(ctx.href(urls.facet_term("venue", venue_term.slug)), esc(venue_term.label)))
     items = [
-        ("Published", f"{esc(paper.venue) if paper.venue else 'preprint'} "
-                      f"({a(ctx.href(urls.facet_term('year', str(paper.year))), str(paper.year))}), "
-                      f"first version {esc(paper.date)}; venue series "
-                      + a(ctx.href(urls.facet_term("venue", venue_term.slug)), esc(venue_term.label))),
+        ("Published", f"{esc(paper.venue) if paper.venue else 'preprint'} ({year}), "
+                      f"first version {esc(paper.date)}; venue series {series}"),
         ("Kind", _tags(ctx, paper, "kind")),
         ("Category", _placement_line(ctx, paper.primary_node)),
     ]
@@ -133,6 +151,14 @@ def bibtex_block(paper: Paper) -> str:
     return (f'<pre class="atlas-bibtex" id="bibtex-{paper.id}"><code>{esc_block(entry)}</code></pre>\n')
 
 
+def _placeholders(ctx: RenderContext, slots: tuple[str, ...]) -> str:
+    holders = []
+    for slot in slots:
+        title, body = placeholder(ctx, slot)
+        holders.append(f'<h2 id="{slot}">{title}</h2>\n<p class="atlas-placeholder" data-slot="{slot}">{body}</p>')
+    return region("\n".join(holders), searchable=False)
+
+
 def render_sections(ctx: RenderContext, paper: Paper) -> str:
     parts: list[str] = []
     filled: set[str] = set()
@@ -148,13 +174,9 @@ def render_sections(ctx: RenderContext, paper: Paper) -> str:
             title = getattr(fn, "title", None) or fn.__name__.replace("_", " ").strip().capitalize()
             text = f"## {esc(title)}\n\n{text}"
         parts.append(text)
-    holders = []
-    for slot in SLOTS:
-        if slot not in filled:
-            title, body = placeholder(ctx, slot)
-            holders.append(f'<h2 id="{slot}">{title}</h2>\n<p class="atlas-placeholder" data-slot="{slot}">{body}</p>')
-    if holders:
-        parts.append(region("\n".join(holders), searchable=False))
+    missing = tuple(slot for slot in SLOTS if slot not in filled)
+    if missing:
+        parts.append(_shared(ctx, ("placeholders",) + missing, lambda: _placeholders(ctx, missing)))
     return "\n\n".join(parts) + "\n"
 
 
