@@ -143,7 +143,8 @@ def graph_page(ctx, view: GraphView) -> str:
                   f"    {len(view.cg.enriched)} of {g.number_of_nodes()} papers have Semantic Scholar reference data so "
                   "far; the others contribute only their curated *builds on* links until the weekly enrichment "
                   "run (`python -m site_gen enrich`) reaches them.", ""]
-    lines += [
+    # the drawing (its static SVG names every paper) goes in after search indexing and skips Markdown
+    lines += [region("\n".join([
         f'<link rel="stylesheet" href="{h(page.href(STYLE))}">',
         f'<div class="atlas-graph-legend">{legend}</div>',
         '<div class="atlas-graph-controls" id="atlas-graph-controls" hidden>'
@@ -156,7 +157,7 @@ def graph_page(ctx, view: GraphView) -> str:
         f'<div class="atlas-graph-fallback">{overview_svg(ctx, view)}</div></div>',
         f'<script src="{h(page.href(CYTOSCAPE))}"></script>',
         f'<script src="{h(page.href(SCRIPT))}"></script>',
-        "",
+    ]), searchable=False),
         "## Most central papers", "",
         "| # | Paper | PageRank | Cited by (catalog) | Cites (catalog) |", "|---|---|---|---|---|",
     ]

@@ -62,12 +62,26 @@ def split_fragments(markdown: str, begin: str = BEGIN, end: str = END, slot: str
     return "".join(out), parts
 
 
+_SLOT_PATTERNS = {SLOT: re.compile(r"<!-- atlas:slot:(\d+) -->"), LATE_SLOT: re.compile(r"<!-- atlas:late-slot:(\d+) -->")}
+
+
 def join_fragments(html: str, parts: list[str], slot: str = SLOT) -> str:
-    for k, part in enumerate(parts):
-        marker = slot.format(k)
-        if marker not in html:
-            raise ValueError(f"{marker} vanished during the build")
-        html = html.replace(marker, part, 1)
+    """Put each fragment back at (the first occurrence of) its slot marker, in one pass over the page
+    (inserted fragments are not scanned again)."""
+    if not parts:
+        return html
+    used = [False] * len(parts)
+
+    def fill(m: re.Match) -> str:
+        k = int(m.group(1))
+        if k >= len(parts) or used[k]:
+            return m.group(0)
+        used[k] = True
+        return parts[k]
+
+    html = _SLOT_PATTERNS[slot].sub(fill, html)
+    if not all(used):
+        raise ValueError(f"{slot.format(used.index(False))} vanished during the build")
     return html
 
 
