@@ -32,7 +32,7 @@ site: venv
 	$(PY) -m site_gen build
 	$(PY) -m mkdocs build --strict --site-dir site
 
-# Serve it on http://127.0.0.1:8000 (rerun after editing the catalog to regenerate the pages).
+# Serve it on http://127.0.0.1:8000; saving a catalog file regenerates the pages (mkdocs_live_catalog hook).
 serve: venv
 	$(PY) -m site_gen build
 	$(PY) -m mkdocs serve --strict --dev-addr 127.0.0.1:8000

@@ -157,12 +157,9 @@ def generate(root: Path, catalog: Catalog, out: Path | None = None, data_root: P
 
 def mkdocs_build(root: Path, docs: Path) -> Path:
     """`mkdocs build --strict` with the repository's mkdocs.yml pointed at a generated docs folder."""
-    cfg = yaml.safe_load((paths.ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
-    cfg["docs_dir"] = str(docs)
-    cfg["site_dir"] = str(root / "site")
-    cfg["hooks"] = [str(paths.ROOT / h) for h in cfg.get("hooks", [])]
-    cfg_path = root / "mkdocs.yml"
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    from site_gen.render.mkdocs_config import write_repo_mkdocs_config
+
+    cfg_path = write_repo_mkdocs_config(root / "mkdocs.yml", docs, root / "site")
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
     # no -q: it silences warnings before --strict can count them, so a strict build could never fail
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(cfg_path)],

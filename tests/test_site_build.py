@@ -187,6 +187,21 @@ def test_atom_feed_is_valid_and_lists_recent_additions(tree):
     assert "<script>" not in raw and "&lt;script&gt;" in raw
 
 
+def test_every_page_head_links_the_atom_feed(tree):
+    """Feed autodiscovery: each page's head points at the one feed, through a link that works from
+    where the page is (relative), so readers find it on a sub-path deployment too."""
+    feed = tree.site / "feed.xml"
+    assert feed.is_file()
+    pages = [p for p in tree.site.rglob("index.html")]
+    assert len(pages) > len(tree.catalog.papers)
+    for page in pages:
+        head = page.read_text(encoding="utf-8").split("</head>", 1)[0]
+        links = re.findall(r'<link rel="alternate" type="application/atom\+xml" title="[^"]*" href="([^"]+)">', head)
+        assert len(links) == 1, (page, links)
+        assert not links[0].startswith(("/", "http")), (page, links)
+        assert (page.parent / links[0]).resolve() == feed.resolve(), (page, links)
+
+
 def test_exports_are_the_exporters_output(tree):
     from site_gen.render.pages.exports import download_path
 

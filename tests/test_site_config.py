@@ -77,16 +77,11 @@ def test_real_catalog_builds_strict(tmp_path):
     import sys
 
     from site_gen.commands import build
+    from site_gen.render.mkdocs_config import write_repo_mkdocs_config
 
     docs = tmp_path / "docs"
     assert build.run(argparse.Namespace(out=docs, site_url=None)) == 0
-    config = tmp_path / "mkdocs.yml"
-    text = (paths.ROOT / "mkdocs.yml").read_text(encoding="utf-8")
-    text = text.replace("docs_dir: build/docs", f"docs_dir: {docs}")
-    # every hook path (relative to the repository) made absolute, since the config now lives in tmp_path
-    text = __import__("re").sub(r"^  - (site_gen/\S+\.py)$", lambda m: f"  - {paths.ROOT / m.group(1)}", text,
-                                flags=__import__("re").M)
-    config.write_text(text, encoding="utf-8")
+    config = write_repo_mkdocs_config(tmp_path / "mkdocs.yml", docs, tmp_path / "site")
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config),
                              "--site-dir", str(tmp_path / "site")], cwd=paths.ROOT, capture_output=True, text=True,
                             env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})

@@ -15,15 +15,16 @@ from tests.site_helpers import built_site
 CACHE_HOOK = "site_gen/render/mkdocs_page_cache.py"
 
 
-def _build(docs: Path, site: Path, with_cache: bool):
+def _build(docs: Path, site: Path, with_cache: bool, **config):
     """Build in-process (so the hook module's counters can be read) with the repository's mkdocs.yml."""
     from mkdocs.commands.build import build
     from mkdocs.config import load_config
 
-    cfg = yaml.safe_load((paths.ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
-    assert CACHE_HOOK in cfg["hooks"], "mkdocs.yml no longer lists the page cache hook"
-    hooks = [h for h in cfg["hooks"] if with_cache or h != CACHE_HOOK]
-    cfg.update(docs_dir=str(docs), site_dir=str(site), hooks=[str(paths.ROOT / h) for h in hooks], strict=False)
+    from site_gen.render.mkdocs_config import repo_mkdocs_config
+
+    cfg = repo_mkdocs_config(docs, site, strict=False, **config)
+    assert str(paths.ROOT / CACHE_HOOK) in cfg["hooks"], "mkdocs.yml no longer lists the page cache hook"
+    cfg["hooks"] = [h for h in cfg["hooks"] if with_cache or h != str(paths.ROOT / CACHE_HOOK)]
     cfg_path = site.parent / f"mkdocs-{'cache' if with_cache else 'plain'}.yml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     logger = logging.getLogger("mkdocs")
@@ -85,3 +86,22 @@ def test_shell_fill_is_one_pass_and_pages_with_placeholders_render_normally():
     assert cache.shape_of(Page()) is not None
     Page.next_page = object()  # pages in the navigation are rendered normally
     assert cache.shape_of(Page()) is None
+
+
+def test_with_site_url_pages_keep_their_canonical_links_and_404_uses_the_sub_path(tmp_path):
+    """The Pages deployment sets site_url (a GitHub Pages sub-path): every page then has its own
+    canonical URL, which the shell fills in like the title; output still equals the uncached build, and
+    the 404 page (served at any depth) links assets under the sub-path."""
+    tree = built_site()
+    url = "https://example.org/atlas/"
+    hook = _build(tree.docs, tmp_path / "cached", with_cache=True, site_url=url)
+    _build(tree.docs, tmp_path / "plain", with_cache=False, site_url=url)
+    a, b = _files(tmp_path / "cached"), _files(tmp_path / "plain")
+    assert sorted(a) == sorted(b) and [n for n in a if a[n] != b[n]] == []
+    assert hook.stats["filled"] >= len(tree.catalog.papers) - 2, hook.stats
+    for paper in tree.catalog.papers:
+        page = a[f"papers/{paper.id}/index.html"].decode()
+        assert f'<link rel="canonical" href="{url}papers/{paper.id}/">' in page
+    not_found = a["404.html"].decode()
+    assert 'href="/atlas/assets/stylesheets/' in not_found and 'href="/assets/' not in not_found
+    assert 'href="/atlas/feed.xml"' in not_found

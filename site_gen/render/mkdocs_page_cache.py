@@ -1,18 +1,19 @@
 """MkDocs hooks (mkdocs.yml `hooks:`): render the theme once for many pages of the same shape.
 
-Thousands of paper pages differ only in their title, content and first heading: they sit in the same
-folder, are not in the navigation (no previous/next page, no ancestors) and have the same front matter
-apart from the title. Running mkdocs-material's Jinja templates for each of them was the largest cost of
+Thousands of paper pages differ only in their title, content, first heading and canonical URL: they
+sit in the same folder, are not in the navigation (no previous/next page, no ancestors) and have the
+same front matter apart from the title. Running mkdocs-material's Jinja templates for each of them was the largest cost of
 the build after Markdown. So, for such pages:
 
 1. The first page of a shape is rendered twice: normally, and through a copy of the page whose title,
-   content and first heading are unique placeholder strings. The second result is the shape's "shell".
+   content, first heading and canonical URL (when `site_url` is set) are unique placeholder strings.
+   The second result is the shape's "shell".
 2. The shell is kept only if filling it with the first page's own values reproduces the normal
    rendering byte for byte; otherwise that shape is always rendered normally.
 3. Every further page of the shape is the shell (split once at its placeholders) joined with its own
    values (one pass, so text in the values is never scanned for placeholders).
 
-Pages that are in the navigation, have a canonical URL (site_url set), a table of contents beyond the
+Pages that are in the navigation, have an edit URL (repo_url set), a table of contents beyond the
 page title, or anything else unusual are rendered normally. The output is the same as without this
 hook; only the build is faster. This file must not import the rest of the project (MkDocs loads it by path).
 """
@@ -34,7 +35,8 @@ BASE_TEMPLATE = "main.html"
 _TITLE = "atlas7c1e-page-title-placeholder"
 _CONTENT = "<h1>atlas7c1e-page-content-placeholder</h1>"
 _ANCHOR = "atlas7c1e-page-anchor-placeholder"
-_PLACEHOLDERS = re.compile("|".join(re.escape(p) for p in (_TITLE, _CONTENT, _ANCHOR)))
+_CANONICAL = "https://atlas7c1e.invalid/page-canonical-url-placeholder"
+_PLACEHOLDERS = re.compile("|".join(re.escape(p) for p in (_TITLE, _CONTENT, _ANCHOR, _CANONICAL)))
 _PLACEHOLDERS_SPLIT = re.compile(f"({_PLACEHOLDERS.pattern})")
 
 _shells: dict[tuple, list[str] | None] = {}  # shape -> split shell, or None where it failed its check
@@ -49,7 +51,7 @@ def shape_of(page) -> tuple | None:
         return None
     if page.is_homepage or page.parent is not None or page.previous_page is not None or page.next_page is not None:
         return None
-    if page.canonical_url or page.edit_url or not page.content or _PLACEHOLDERS.search(page.content):
+    if page.edit_url or not page.content or _PLACEHOLDERS.search(page.content):
         return None
     toc = list(page.toc or [])
     if len(toc) > 1 or (toc and (toc[0].level != 1 or toc[0].children)):
@@ -59,12 +61,14 @@ def shape_of(page) -> tuple | None:
     except (TypeError, ValueError):
         return None
     url = page.url
-    return (posixpath.dirname(url.rstrip("/")), url.endswith("/"), rest, len(toc), "<h1" in page.content)
+    return (posixpath.dirname(url.rstrip("/")), url.endswith("/"), rest, len(toc), "<h1" in page.content,
+            bool(page.canonical_url))
 
 
 def _values(page) -> dict[str, str]:
     toc = list(page.toc or [])
-    return {_TITLE: page.meta["title"], _CONTENT: page.content, _ANCHOR: toc[0].id if toc else ""}
+    return {_TITLE: page.meta["title"], _CONTENT: page.content, _ANCHOR: toc[0].id if toc else "",
+            _CANONICAL: page.canonical_url or ""}
 
 
 def _split(shell: str) -> list[str]:
@@ -86,6 +90,7 @@ def _placeholder_page(page):
     stand_in.content = _CONTENT if "<h1" in page.content else _CONTENT.replace("<h1>", "<p>").replace("</h1>", "</p>")
     toc = list(page.toc or [])
     stand_in.toc = TableOfContents([AnchorLink(_TITLE, _ANCHOR, 1)] if toc else [])
+    stand_in.canonical_url = _CANONICAL if page.canonical_url else None
     return stand_in
 
 

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from site_gen.catalog import load_catalog  # noqa: E402
 from site_gen.render import build_site  # noqa: E402
+from site_gen.render.mkdocs_config import write_repo_mkdocs_config  # noqa: E402
 from site_gen.render.synthetic import write_synthetic_catalog  # noqa: E402
 from site_gen.taxonomy import load_taxonomy  # noqa: E402
 
@@ -88,12 +89,7 @@ def write_bare(work: Path, n: int) -> Path:
 def write_ours(work: Path, n: int) -> Path:
     """The synthetic catalog and an mkdocs.yml (the project's, pointed at this work folder)."""
     write_synthetic_catalog(work / "catalog" / "papers", n, load_taxonomy(), seed=n)
-    cfg_data = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
-    cfg_data.update(docs_dir=str(work / "docs"), site_dir=str(work / "site"),
-                    hooks=[str(ROOT / h) for h in cfg_data.get("hooks", [])])
-    cfg = work / "mkdocs.yml"
-    cfg.write_text(yaml.safe_dump(cfg_data, sort_keys=False), encoding="utf-8")
-    return cfg
+    return write_repo_mkdocs_config(work / "mkdocs.yml", work / "docs", work / "site")
 
 
 @dataclass
