@@ -61,8 +61,15 @@ class Taxonomy:
     def facet_ids(self, facet: str) -> tuple[str, ...]:
         return self._facet_ids[facet]
 
+    @cached_property
+    def _terms_by_id(self) -> dict[str, dict[str, Term]]:
+        return {f: {t.id: t for t in terms} for f, terms in self.facets.items()}
+
     def term(self, facet: str, term_id: str) -> Term:
-        return next(t for t in self.facets[facet] if t.id == term_id)
+        terms = self._terms_by_id[facet]
+        if term_id not in terms:
+            raise KeyError(f"no term {term_id!r} in facet {facet!r}; catalog/taxonomy.yaml lists: {', '.join(terms)}")
+        return terms[term_id]
 
     def children(self, node_id: str | None, view: str = "stage") -> list[Node]:
         return [n for n in self.nodes if n.view == view and n.parent_id == node_id]

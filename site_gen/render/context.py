@@ -67,11 +67,17 @@ class Indexes:
         tax = self.catalog.taxonomy
         prefix = node_id + "/"
         nodes = [n.id for n in tax.nodes if n.id == node_id or n.id.startswith(prefix)]
-        seen: set[str] = set()
+        found: dict[str, Paper] = {}
         for n in nodes:
-            seen.update(p.id for p in self.direct.get(n, []))
-        self._subtree[node_id] = [p for p in self.catalog.papers if p.id in seen]
+            for p in self.direct.get(n, []):
+                found.setdefault(p.id, p)
+        order = self._catalog_order
+        self._subtree[node_id] = sorted(found.values(), key=lambda p: order[p.id])
         return self._subtree[node_id]
+
+    @cached_property
+    def _catalog_order(self) -> dict[str, int]:
+        return {p.id: i for i, p in enumerate(self.catalog.papers)}
 
     @cached_property
     def recent(self) -> list[Paper]:
