@@ -22,7 +22,7 @@ from .graph import BUILDS_ON, CITES, CitationGraph, build_graph
 from .graph_layout import layout
 from .render import urls
 from .render.blocks import region
-from .render.registry import register_page_builder, register_paper_section
+from .render.registry import register_page_builder, register_paper_section, register_shared_data
 
 GRAPH_PAGE = "graph.md"
 GRAPH_DATA = "assets/data/citation-graph.json"
@@ -170,6 +170,12 @@ def graph_page(ctx, view: GraphView) -> str:
         for c in chains[:30]:
             lines.append("- " + " → ".join(page.paper_link(ctx.catalog.by_id[n]) for n in c))
     return "\n".join(lines) + "\n"
+
+
+@register_shared_data
+def prepare_graph(ctx) -> None:
+    """The graph, PageRank and layout are read by paper pages and the graph page: compute them once."""
+    GraphView.of(ctx)
 
 
 @register_page_builder

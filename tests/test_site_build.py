@@ -479,3 +479,50 @@ def test_generation_keeps_long_lived_objects_out_of_gc_passes_and_restores_the_c
         with long_lived_objects_frozen():
             raise RuntimeError("boom")
     assert gc.get_freeze_count() == 0
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork")
+def test_parallel_page_builders_write_the_same_files(tmp_path):
+    """Large catalogs are rendered by two forked workers; the docs folder and the report's file list
+    are the same as an in-process build (synthetic catalog, hostile test entries included)."""
+    from site_gen.render.build import PARALLEL_FROM, default_workers
+    from site_gen.render.synthetic import write_synthetic_catalog
+    from site_gen.taxonomy import load_taxonomy
+
+    write_synthetic_catalog(tmp_path / "catalog" / "papers", 150, load_taxonomy(), seed=7)
+    catalog = write_tree(tmp_path, catalog_entries())  # adds the test entries, card and results; validates all
+    kw = dict(cards_dir=tmp_path / "methods" / "cards", bench_dir=tmp_path / "catalog" / "benchmarks")
+    serial = build_site(catalog, tmp_path / "serial", workers=1, **kw)
+    parallel = build_site(catalog, tmp_path / "parallel", workers=2, **kw)
+    assert (serial.files, serial.pages) == (parallel.files, parallel.pages)
+    assert list(serial.seconds) == list(parallel.seconds)  # every builder ran, reported in one order
+    a, b = _tree_bytes(tmp_path / "serial"), _tree_bytes(tmp_path / "parallel")
+    assert sorted(a) == sorted(b) and [k for k in a if a[k] != b[k]] == []
+    assert len(a) > 150
+    assert default_workers(10) == 1 and default_workers(PARALLEL_FROM) in (1, 2)
+
+
+@pytest.mark.skipif("fork" not in __import__("multiprocessing").get_all_start_methods(), reason="needs fork")
+def test_parallel_build_reports_builder_errors_and_writes_nothing(tmp_path):
+    tree = built_site()
+
+    def evil(ctx):
+        yield "../escape.md", "x"
+
+    def clash(ctx):
+        yield "index.md", "# again"
+
+    for bad, message in ((evil, "unsafe path"), (clash, "written by both")):
+        registry.register_page_builder(bad)
+        try:
+            with pytest.raises(BuildError, match=message):
+                build_site(tree.catalog, tmp_path / "docs", cards_dir=tree.root / "methods" / "cards",
+                           bench_dir=tree.root / "catalog" / "benchmarks", workers=2)
+        finally:
+            registry.PAGE_BUILDERS.remove(bad)
+        assert not (tmp_path / "docs").exists() and not (tmp_path / "escape.md").exists()
+        assert [p.name for p in tmp_path.iterdir()] == []

@@ -1,12 +1,14 @@
 """Generate the Markdown sources and data files of the site into the MkDocs docs folder.
 
-Hand-written files from `docs/` are copied first; then every registered page builder writes its
-pages. Everything is generated into a temporary sibling folder and swapped in at the end, so an error
-never leaves a half-written site, and two runs on the same catalog produce byte-identical output.
+Hand-written files from `docs/` are copied first; shared data (e.g. the citation graph) is computed;
+then every registered page builder writes its pages, for large catalogs in two forked worker processes
+that inherit the loaded catalog (same files either way; `build_site(..., workers=1)` stays in-process).
+Everything is generated into a temporary sibling folder and swapped in at the end, so an error never leaves a half-written site, and two runs on the same catalog produce byte-identical output.
 """
 from __future__ import annotations
 
 import gc
+import multiprocessing as mp
 import os
 import posixpath
 import shutil
@@ -21,7 +23,7 @@ from ..catalog import Catalog
 from .cards import load_benchmarks, load_cards
 from .context import Indexes, RenderContext
 from .plugins import load_plugins
-from .registry import PAGE_BUILDERS
+from .registry import PAGE_BUILDERS, SHARED_DATA
 
 
 class BuildError(Exception):
@@ -71,40 +73,104 @@ def long_lived_objects_frozen():
 
 def build_site(catalog: Catalog, out_dir: Path, *, repo_root: Path = paths.ROOT, docs_src: Path | None = None,
                cards_dir: Path | None = None, bench_dir: Path | None = None,
-               site_url: str | None = None) -> BuildReport:
+               site_url: str | None = None, workers: int | None = None) -> BuildReport:
+    """Generate the docs folder for `catalog` into `out_dir` (atomically). `workers`: page-builder
+    processes (None: `default_workers`, 1: in this process); the output is the same either way."""
     load_plugins()
     out_dir = Path(out_dir).resolve()
     docs_src = docs_src if docs_src is not None else repo_root / "docs"
     ctx = make_context(catalog, out_dir, repo_root=repo_root, cards_dir=cards_dir, bench_dir=bench_dir,
                        site_url=site_url)
+    workers = default_workers(len(catalog.papers)) if workers is None else max(1, int(workers))
     with long_lived_objects_frozen():
-        return _generate(ctx, out_dir, docs_src)
+        return _generate(ctx, out_dir, docs_src, workers)
 
 
-def _generate(ctx: RenderContext, out_dir: Path, docs_src: Path) -> BuildReport:
+def _write_pages(builder, ctx: RenderContext, tmp: Path) -> tuple[list[str], float]:
+    """Run one page builder and write its files under `tmp`: (paths written, seconds)."""
+    started = time.perf_counter()
+    paths: list[str] = []
+    seen: set[str] = set()
+    folders: set[Path] = set()
+    for rel, text in builder(ctx):
+        rel = _clean_relpath(rel, builder)
+        if rel in seen:
+            raise BuildError(f"{rel!r} is written twice by {_owner(builder)}; give each file its own path")
+        seen.add(rel)
+        paths.append(rel)
+        target = tmp / rel
+        if target.parent not in folders:  # thousands of pages share a few folders
+            target.parent.mkdir(parents=True, exist_ok=True)
+            folders.add(target.parent)
+        with open(target, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+    return paths, time.perf_counter() - started
+
+
+def _owner(builder) -> str:
+    return f"{builder.__module__}.{builder.__name__}"
+
+
+# Set in the parent just before forking page-builder workers (they inherit it; nothing is pickled but
+# the small results).
+_FORKED: tuple[RenderContext, Path] | None = None
+
+
+def _forked_builder(index: int) -> tuple[int, list[str], float]:
+    ctx, tmp = _FORKED  # type: ignore[misc]
+    paths, secs = _write_pages(PAGE_BUILDERS[index], ctx, tmp)
+    return index, paths, secs
+
+
+PARALLEL_FROM = 1000  # papers; below this, starting workers costs more than it saves
+
+
+def default_workers(n_papers: int) -> int:
+    """Two worker processes for large catalogs on machines with several cores where `fork` exists (the
+    workers inherit the loaded catalog instead of receiving it pickled); otherwise build in-process."""
+    if n_papers < PARALLEL_FROM or (os.cpu_count() or 1) < 2 or "fork" not in mp.get_all_start_methods():
+        return 1
+    return 2
+
+
+def _run_builders(ctx: RenderContext, tmp: Path, workers: int) -> dict[int, tuple[list[str], float]]:
+    global _FORKED
+    if workers <= 1:
+        return {i: _write_pages(b, ctx, tmp) for i, b in enumerate(PAGE_BUILDERS)}
+    results: dict[int, tuple[list[str], float]] = {}
+    _FORKED = (ctx, tmp)
+    try:
+        # builders are handed out one at a time in registration order, so the big one (paper pages)
+        # runs on one worker while the other works through the rest
+        with mp.get_context("fork").Pool(min(workers, len(PAGE_BUILDERS))) as pool:
+            for index, paths, secs in pool.imap_unordered(_forked_builder, range(len(PAGE_BUILDERS)), chunksize=1):
+                results[index] = (paths, secs)
+    finally:
+        _FORKED = None
+    return results
+
+
+def _generate(ctx: RenderContext, out_dir: Path, docs_src: Path, workers: int) -> BuildReport:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         written: dict[str, str] = {}
         seconds: dict[str, float] = {}
-        folders: set[Path] = set()
         if docs_src.is_dir():
             shutil.copytree(docs_src, tmp, dirs_exist_ok=True)
-        for builder in PAGE_BUILDERS:
-            started = time.perf_counter()
-            for rel, text in builder(ctx):
-                rel = _clean_relpath(rel, builder)
-                owner = f"{builder.__module__}.{builder.__name__}"
+        started = time.perf_counter()
+        for prepare in SHARED_DATA:
+            prepare(ctx)
+        seconds["shared_data"] = time.perf_counter() - started
+        results = _run_builders(ctx, tmp, workers)
+        for index, builder in enumerate(PAGE_BUILDERS):  # registration order: the same report either way
+            paths, secs = results[index]
+            for rel in paths:
                 if rel in written:
-                    raise BuildError(f"{rel!r} is written by both {written[rel]} and {owner}; give one of them another path")
-                written[rel] = owner
-                target = tmp / rel
-                if target.parent not in folders:  # thousands of pages share a few folders
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    folders.add(target.parent)
-                with open(target, "w", encoding="utf-8", newline="\n") as fh:
-                    fh.write(text)
-            seconds[builder.__name__] = time.perf_counter() - started
+                    raise BuildError(f"{rel!r} is written by both {written[rel]} and {_owner(builder)}; "
+                                     "give one of them another path")
+                written[rel] = _owner(builder)
+            seconds[builder.__name__] = secs
         _swap_in(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -15,6 +15,10 @@ without editing the site core.
   "results" (measured results). When no section fills a slot for a paper, the page shows a short
   placeholder for it instead.
 
+- `SHARED_DATA`: callables `(ctx) -> None` run once before any page builder, to compute data that
+  several builders read (e.g. the citation graph and its layout, kept in `ctx.extra`). Page builders
+  may run in parallel worker processes; what is computed here is computed once and shared with all of them.
+
 Modules that register live in one list, `site_gen.render.plugins.MODULES`.
 """
 from __future__ import annotations
@@ -28,12 +32,20 @@ SLOTS = ("citations", "run", "results")
 
 PAGE_BUILDERS: list[PageBuilder] = []
 PAPER_SECTIONS: list[PaperSection] = []
+SHARED_DATA: list[Callable[..., None]] = []
 
 
 def register_page_builder(fn: PageBuilder) -> PageBuilder:
     """Add a page builder (usable as a decorator). Registering the same function twice is a no-op."""
     if fn not in PAGE_BUILDERS:
         PAGE_BUILDERS.append(fn)
+    return fn
+
+
+def register_shared_data(fn: Callable[..., None]) -> Callable[..., None]:
+    """Add a function `(ctx) -> None` that prepares data shared by page builders (usable as a decorator)."""
+    if fn not in SHARED_DATA:
+        SHARED_DATA.append(fn)
     return fn
 
 
