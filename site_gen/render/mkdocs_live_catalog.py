@@ -6,8 +6,9 @@ MkDocs only watches that generated folder. In `mkdocs serve` (never in `mkdocs b
 watches the generator's inputs (the catalog, method cards, hand-written pages in `docs/`) and, before
 each rebuild, runs the generator again if any of those files changed since the last generation. The
 generator runs in a subprocess, so a fresh Python reads the changed data, and it swaps its output in
-atomically: an invalid catalog leaves the previous pages in place and the validator's messages
-(file:line: what to write instead) appear in the serve log as an error.
+atomically: an invalid catalog leaves the previous generated pages in place and fails the rebuild with
+the validator's messages (file:line: what to write instead) in the serve log; as for any failed build,
+MkDocs holds page requests until a save fixes it.
 
 Only the docs folder the generator writes by default (`build/docs` next to this repository's
 mkdocs.yml) is regenerated; a config pointed elsewhere (tests, benchmarks) is left alone. This file
@@ -53,8 +54,8 @@ def regenerate(docs_dir: Path, root: Path = ROOT) -> bool:
     proc = subprocess.run([sys.executable, "-m", "site_gen", "build", "--out", str(docs_dir)], cwd=root,
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        log.error("the catalog changed but the pages could not be regenerated; the previous pages are "
-                  "still served. Fix these problems and save again:\n%s", (proc.stdout + proc.stderr).strip())
+        log.error("the catalog changed but the pages could not be regenerated (the previous ones are kept); "
+                  "fix these problems and save again:\n%s", (proc.stdout + proc.stderr).strip())
         return False
     log.info("catalog changed: %s", proc.stdout.strip())
     return True
