@@ -164,21 +164,25 @@ def _schema_problem(err: dict, parsed: ParsedYaml, display: str) -> Problem:
     return Problem(display, line, col, f"{where}: {msg}" if loc else msg, hint)
 
 
+_ARXIV_URL = re.compile(r"arxiv\.org/(?:abs|pdf)/([^/?#]+?)(?:v\d+)?(?:\.pdf)?$")
+
+
 def check_file(path: Path, tax: Taxonomy) -> tuple[Paper | None, list[Problem]]:
     """Validate one file.
 
     A valid file is parsed once without positions; any problem makes it parse again with positions so
     that every message points at its line and column.
     """
-    display = _display(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return None, [Problem(display, 1, 1, f"cannot read file: {exc.strerror}", "check file permissions")]
+        return None, [Problem(_display(path), 1, 1, f"cannot read file: {exc.strerror}", "check file permissions")]
     parsed = read_yaml(raw, locate=False)
-    problems = [Problem(display, p.line, p.col, p.message, p.hint) for p in parsed.problems]
-    if problems:
-        return None, problems
+    if parsed.problems:
+        display = _display(path)
+        return None, [Problem(display, p.line, p.col, p.message, p.hint) for p in parsed.problems]
+    problems: list[Problem] = []
+    display = ""  # the printed path, computed once a problem needs it (most files have none)
     located = None
 
     def where(*key) -> tuple[int, int]:
@@ -189,19 +193,23 @@ def check_file(path: Path, tax: Taxonomy) -> tuple[Paper | None, list[Problem]]:
 
     first_line = raw.split(b"\n", 1)[0].decode("utf-8").strip()
     if first_line != SCHEMA_COMMENT:
+        display = _display(path)
         problems.append(Problem(display, 1, 1, "first line must reference the paper schema",
                                 f"make the first line exactly: {SCHEMA_COMMENT}"))
     try:
         paper = Paper.model_validate(parsed.data, context={"taxonomy": tax})
     except ValidationError as exc:
         where()
+        display = display or _display(path)
         problems += [_schema_problem(e, located, display) for e in exc.errors(include_url=False)]
         return None, sorted(problems)
     if path.stem != paper.id:
+        display = display or _display(path)
         problems.append(Problem(display, *where("id"), f"id '{paper.id}' does not match the file name '{path.name}'",
                                 f"rename the file to {paper.id}.yaml or set id: {path.stem}"))
-    arxiv_in_url = re.search(r"arxiv\.org/(?:abs|pdf)/([^/?#]+?)(?:v\d+)?(?:\.pdf)?$", str(paper.links.paper))
+    arxiv_in_url = _ARXIV_URL.search(str(paper.links.paper))
     if arxiv_in_url and paper.identifiers.arxiv and arxiv_in_url.group(1) != paper.identifiers.arxiv:
+        display = display or _display(path)
         problems.append(Problem(display, *where("links", "paper"),
                                 f"links.paper points to arXiv {arxiv_in_url.group(1)} but identifiers.arxiv is {paper.identifiers.arxiv}",
                                 f"use https://arxiv.org/abs/{paper.identifiers.arxiv}"))
@@ -210,10 +218,13 @@ def check_file(path: Path, tax: Taxonomy) -> tuple[Paper | None, list[Problem]]:
 
 # ---------------------------------------------------------------- across files
 
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_DIGITS = re.compile(r"\d+")
+
+
 def normalise_title(title: str) -> str:
     text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"[^a-z0-9]+", " ", text)
-    return " ".join(text.split())
+    return " ".join(_NON_ALNUM.sub(" ", text).split())
 
 
 def _significant_words(norm: str) -> list[str]:
@@ -252,9 +263,9 @@ def near_duplicate_titles(papers: list[tuple[str, str]], ratio: float = NEAR_DUP
         for i, a in enumerate(rare[:2]):  # every key holds one of the two rarest words
             for b in rare[i + 1:]:
                 blocks[(a, b) if a < b else (b, a)].append(pid)
-    digits = {pid: re.findall(r"\d+", n) for pid, n in norms.items()}
-    wordsets = {pid: set(n.split()) for pid, n in norms.items()}
     seen: set[tuple[str, str]] = set()
+    wordsets: dict[str, set[str]] = {}
+    lengths = {pid: len(n) for pid, n in norms.items()}
     for ids in blocks.values():
         if len(ids) > MAX_BLOCK:
             continue
@@ -264,9 +275,13 @@ def near_duplicate_titles(papers: list[tuple[str, str]], ratio: float = NEAR_DUP
                 if pair in seen or norms[a] == norms[b]:
                     continue
                 seen.add(pair)
-                if digits[a] != digits[b]:
+                la, lb = lengths[a], lengths[b]
+                if 2 * min(la, lb) < ratio * (la + lb):  # the similarity ratio cannot reach `ratio`
                     continue
-                wa, wb = wordsets[a], wordsets[b]
+                if _DIGITS.findall(norms[a]) != _DIGITS.findall(norms[b]):
+                    continue
+                wa = wordsets.get(a) or wordsets.setdefault(a, set(norms[a].split()))
+                wb = wordsets.get(b) or wordsets.setdefault(b, set(norms[b].split()))
                 if len(wa & wb) / max(len(wa | wb), 1) < 0.6:
                     continue
                 r = difflib.SequenceMatcher(None, norms[pair[0]], norms[pair[1]], autojunk=False).ratio()
@@ -374,7 +389,7 @@ def validate_catalog(papers_dir: Path, tax: Taxonomy, methods_dir: Path = paths.
         report.problems.append(Problem(_display(papers_dir), 1, 1, "papers directory not found", "run from the repository root"))
         return report
     files: list[Path] = []
-    for path in sorted(papers_dir.iterdir()):
+    for path in sorted(papers_dir.iterdir(), key=lambda p: p.name):  # one folder: name order is path order
         if path.name.startswith(".") or path.is_dir():
             continue
         report.files += 1
@@ -391,6 +406,6 @@ def validate_catalog(papers_dir: Path, tax: Taxonomy, methods_dir: Path = paths.
             good.append((paper, path))
     report.problems += check_cross(good, method_names(methods_dir), positions)
     bad = {pr.path for pr in report.problems}
-    report.papers = [p for p, path in good if _display(path) not in bad]
+    report.papers = [p for p, path in good if _display(path) not in bad] if bad else [p for p, _ in good]
     report.problems.sort()
     return report
