@@ -63,6 +63,20 @@ def arxiv_yymm(arxiv_id: str) -> tuple[int, int] | None:
     return (year, mm) if 1 <= mm <= 12 else None
 
 
+def _submitted_before_announcement(date: str, yymm: tuple[int, int]) -> bool:
+    """True for a first version dated in the last days of the month before its id's month: arXiv gives a
+    paper submitted after the month's last announcement cut-off an id of the next month (e.g. submitted
+    2025-10-31, id 2511.00141). Only dates with a day qualify; a month-only date must match the id."""
+    if len(date) != 10:
+        return False
+    y, m, d = int(date[:4]), int(date[5:7]), int(date[8:10])
+    prev = (yymm[0], yymm[1] - 1) if yymm[1] > 1 else (yymm[0] - 1, 12)
+    return (y, m) == prev and d >= LAST_DAYS_FROM
+
+
+LAST_DAYS_FROM = 25  # the cut-off before a month's last announcement falls in its final week
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
 
@@ -247,12 +261,14 @@ class Paper(Strict):
             raise ValueError(f"date {self.date} is after year {self.year}; year is the venue (or first-version) year")
         if self.identifiers.arxiv:
             ym = arxiv_yymm(self.identifiers.arxiv)
-            if ym and (self.date_year, self.date_month) != ym:
+            late = ym is not None and _submitted_before_announcement(self.date, ym)
+            if ym and (self.date_year, self.date_month) != ym and not late:
                 raise ValueError(
                     f"arXiv id {self.identifiers.arxiv} was first posted {ym[0]}-{ym[1]:02d} but date is {self.date}; "
-                    f"date is the first version's date"
+                    f"date is the first version's date (a submission in the last days of the month before, "
+                    f"announced in the id's month, is also accepted when the date has its day)"
                 )
-            if ym and ym[0] > self.year:
+            if ym and ym[0] > self.year and not late:
                 raise ValueError(f"arXiv id {self.identifiers.arxiv} is from {ym[0]}, after year {self.year}")
         if self.candidate and self.source != "arxiv-ingest":
             raise ValueError("candidate: true is only for entries with source: arxiv-ingest")

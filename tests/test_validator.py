@@ -76,7 +76,7 @@ GOLDEN = [
      "example-method.yaml:12:10: identifiers.arxiv: arXiv id '2403.00001v2' has a version suffix; write '2403.00001' | "),
     ("arXiv id inconsistent with date",
      lambda t: t.replace("date: 2024-03-11", "date: 2023-03-11").replace("year: 2024", "year: 2023").replace("ECCV 2024", "ICCV 2023"),
-     "example-method.yaml:2:1: arXiv id 2403.00001 was first posted 2024-03 but date is 2023-03-11; date is the first version's date | "),
+     "example-method.yaml:2:1: arXiv id 2403.00001 was first posted 2024-03 but date is 2023-03-11; date is the first version's date (a submission in the last days of the month before, announced in the id's month, is also accepted when the date has its day) | "),
     ("tab character",
      lambda t: t.replace("  arxiv:", "\tarxiv:"),
      "example-method.yaml:12:1: tab character found | indent with spaces and replace tabs in values by spaces"),
@@ -111,6 +111,24 @@ GOLDEN = [
 @pytest.mark.parametrize("desc,edit,expected", [(g[0], g[1], list(g[2:])) for g in GOLDEN], ids=[g[0] for g in GOLDEN])
 def test_golden_messages(tmp_path, taxonomy, desc, edit, expected):
     assert problems_for(tmp_path, taxonomy, edit(VALID)) == expected
+
+
+@pytest.mark.parametrize("arxiv,date,year,ok", [
+    ("2403.00001", "2024-02-29", 2024, True),    # submitted after February's last cut-off, announced in March
+    ("2403.00001", "2024-02-20", 2024, False),   # too early for a March id
+    ("2403.00001", "2024-02", 2024, False),      # month-only dates must match the id
+    ("2401.00001", "2023-12-30", 2023, True),    # across a year boundary: the year is the first version's
+    ("2403.00001", "2024-04-01", 2024, False),   # never after the id's month
+])
+def test_arxiv_id_month_allows_late_month_submissions(tmp_path, taxonomy, arxiv, date, year, ok):
+    text = (VALID.replace('arxiv: "2403.00001"', f'arxiv: "{arxiv}"').replace("2403.00001", arxiv)
+            .replace("date: 2024-03-11", f"date: {date}").replace("year: 2024", f"year: {year}"))
+    if year != 2024:
+        text = text.replace("venue: ECCV 2024", "venue: null").replace("status: published", "status: preprint")
+    papers = tmp_path / "papers"
+    write_paper(papers, text, "example-method.yaml")
+    problems = validate_catalog(papers, taxonomy).problems
+    assert (problems == []) is ok, [str(p) for p in problems]
 
 
 def test_non_utf8_and_oversized_and_bom(tmp_path, taxonomy):
