@@ -11,18 +11,15 @@ subprocess with the variable set. CUDA tests run the compiled kernels and need a
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import pytest
+
+from tests.triton_interp import request_interpreter, rerun_with_interpreter
 
 torch = pytest.importorskip("torch")
 
 HAS_CUDA = torch.cuda.is_available()
-TRITON_PRELOADED = "triton" in sys.modules
-if not TRITON_PRELOADED and not HAS_CUDA:
-    os.environ["TRITON_INTERPRET"] = "1"  # must precede the first `import triton`
+request_interpreter(HAS_CUDA)
 
 triton = pytest.importorskip("triton")
 import triton.language as tl  # noqa: E402
@@ -39,13 +36,7 @@ interp = pytest.mark.skipif(
 
 @pytest.mark.skipif(INTERPRETED or HAS_CUDA, reason="the interpreter tests already ran in this process")
 def test_interpreter_suite_in_fresh_process():
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert " passed" in proc.stdout
+    assert " passed" in rerun_with_interpreter(__file__)
 
 
 # ------------------------------------------------------------------ attention-score accumulation

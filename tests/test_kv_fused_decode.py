@@ -6,17 +6,14 @@ interpreter test reruns this file in a fresh subprocess.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+
+from tests.triton_interp import request_interpreter, rerun_with_interpreter
 
 torch = pytest.importorskip("torch")
 
 HAS_CUDA = torch.cuda.is_available()
-if "triton" not in sys.modules and not HAS_CUDA:
-    os.environ["TRITON_INTERPRET"] = "1"  # must precede the first `import triton`
+request_interpreter(HAS_CUDA)
 
 triton = pytest.importorskip("triton")
 pytest.importorskip("transformers")
@@ -127,10 +124,4 @@ def test_triton_fused_decode_logits_match_dequantize_then_sdpa(monkeypatch):
 
 @pytest.mark.skipif(INTERPRETED or HAS_CUDA, reason="the interpreter test already ran in this process")
 def test_interpreter_fused_decode_test_in_fresh_process():
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "triton_fused_decode_logits"],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "1 passed" in proc.stdout
+    assert "1 passed" in rerun_with_interpreter(__file__, "-k", "triton_fused_decode_logits")
