@@ -180,6 +180,17 @@ def parse_file(path: Path) -> tuple[str, Any] | None:
     return raw.split(b"\n", 1)[0].decode("utf-8").strip(), parsed.data
 
 
+def _unreadable(path: Path) -> list[Problem]:
+    """Why `parse_file` rejected a file: the read error or the YAML problems, with their positions."""
+    display = _display(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return [Problem(display, 1, 1, f"cannot read file: {exc.strerror}", "check file permissions")]
+    problems = [Problem(display, p.line, p.col, p.message, p.hint) for p in read_yaml(raw, locate=False).problems]
+    return problems or [Problem(display, 1, 1, "file changed while it was being validated", "run the validator again")]
+
+
 def check_file(path: Path, tax: Taxonomy, parsed_: tuple[str, Any] | None = None) -> tuple[Paper | None, list[Problem]]:
     """Validate one file.
 
@@ -187,48 +198,34 @@ def check_file(path: Path, tax: Taxonomy, parsed_: tuple[str, Any] | None = None
     that every message points at its line and column. `parsed_` is `parse_file(path)` done elsewhere (a
     worker process); without it the file is read and parsed here.
     """
-    raw: bytes | None = None
+    parsed_ = parsed_ if parsed_ is not None else parse_file(path)
     if parsed_ is None:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            return None, [Problem(_display(path), 1, 1, f"cannot read file: {exc.strerror}", "check file permissions")]
-        parsed = read_yaml(raw, locate=False)
-        if parsed.problems:
-            display = _display(path)
-            return None, [Problem(display, p.line, p.col, p.message, p.hint) for p in parsed.problems]
-        first_line, data = raw.split(b"\n", 1)[0].decode("utf-8").strip(), parsed.data
-    else:
-        first_line, data = parsed_
+        return None, _unreadable(path)
+    first_line, data = parsed_
     problems: list[Problem] = []
-    display = ""  # the printed path, computed once a problem needs it (most files have none)
     located = None
 
     def where(*key) -> tuple[int, int]:
         nonlocal located
         if located is None:
-            located = read_yaml(raw if raw is not None else path.read_bytes())
+            located = read_yaml(path.read_bytes())
         return located.positions.get(key, (2, 1))
 
     if first_line != SCHEMA_COMMENT:
-        display = _display(path)
-        problems.append(Problem(display, 1, 1, "first line must reference the paper schema",
+        problems.append(Problem(_display(path), 1, 1, "first line must reference the paper schema",
                                 f"make the first line exactly: {SCHEMA_COMMENT}"))
     try:
         paper = Paper.model_validate(data, context={"taxonomy": tax})
     except ValidationError as exc:
         where()
-        display = display or _display(path)
-        problems += [_schema_problem(e, located, display) for e in exc.errors(include_url=False)]
+        problems += [_schema_problem(e, located, _display(path)) for e in exc.errors(include_url=False)]
         return None, sorted(problems)
     if path.stem != paper.id:
-        display = display or _display(path)
-        problems.append(Problem(display, *where("id"), f"id '{paper.id}' does not match the file name '{path.name}'",
+        problems.append(Problem(_display(path), *where("id"), f"id '{paper.id}' does not match the file name '{path.name}'",
                                 f"rename the file to {paper.id}.yaml or set id: {path.stem}"))
     arxiv_in_url = _ARXIV_URL.search(str(paper.links.paper))
     if arxiv_in_url and paper.identifiers.arxiv and arxiv_in_url.group(1) != paper.identifiers.arxiv:
-        display = display or _display(path)
-        problems.append(Problem(display, *where("links", "paper"),
+        problems.append(Problem(_display(path), *where("links", "paper"),
                                 f"links.paper points to arXiv {arxiv_in_url.group(1)} but identifiers.arxiv is {paper.identifiers.arxiv}",
                                 f"use https://arxiv.org/abs/{paper.identifiers.arxiv}"))
     return (None if problems else paper), problems
@@ -282,8 +279,8 @@ def near_duplicate_titles(papers: list[tuple[str, str]], ratio: float = NEAR_DUP
             for b in rare[i + 1:]:
                 blocks[(a, b) if a < b else (b, a)].append(pid)
     seen: set[tuple[str, str]] = set()
-    wordsets: dict[str, set[str]] = {}
-    numbers: dict[str, list[str]] = {}
+    numbers = functools.cache(lambda pid: _DIGITS.findall(norms[pid]))  # computed only for candidate pairs
+    wordset = functools.cache(lambda pid: set(norms[pid].split()))
     lengths = {pid: len(n) for pid, n in norms.items()}
     for ids in blocks.values():
         if len(ids) > MAX_BLOCK:
@@ -298,16 +295,9 @@ def near_duplicate_titles(papers: list[tuple[str, str]], ratio: float = NEAR_DUP
                 if pair in seen or norms[a] == norms[b]:
                     continue
                 seen.add(pair)
-                da = numbers.get(a)
-                if da is None:
-                    da = numbers[a] = _DIGITS.findall(norms[a])
-                db = numbers.get(b)
-                if db is None:
-                    db = numbers[b] = _DIGITS.findall(norms[b])
-                if da != db:
+                if numbers(a) != numbers(b):
                     continue
-                wa = wordsets.get(a) or wordsets.setdefault(a, set(norms[a].split()))
-                wb = wordsets.get(b) or wordsets.setdefault(b, set(norms[b].split()))
+                wa, wb = wordset(a), wordset(b)
                 if len(wa & wb) / max(len(wa | wb), 1) < 0.6:
                     continue
                 r = difflib.SequenceMatcher(None, norms[pair[0]], norms[pair[1]], autojunk=False).ratio()

@@ -28,19 +28,17 @@ class Loader(_BaseLoader):  # type: ignore[misc, valid-type]
     """
 
     def resolve(self, kind, value, implicit, _scalar=yaml.ScalarNode, _cache=_resolve_cache):
-        # called by the C composer for every node: the common case (a plain scalar seen before) first
-        if kind is _scalar and implicit[0] and not self.yaml_path_resolvers:
-            tag = _cache.get(value)
-            if tag is not None:
-                return tag
+        # called by the C composer for every node (module lookups bound as defaults)
         if self.yaml_path_resolvers:  # pragma: no cover - nobody registers path resolvers on this loader
             return super().resolve(kind, value, implicit)
         if kind is _scalar:
             if not implicit[0]:
                 return self.DEFAULT_SCALAR_TAG
-            tag = super().resolve(kind, value, implicit)
-            if len(_cache) < 100_000:
-                _cache[value] = tag
+            tag = _cache.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(_cache) < 100_000:
+                    _cache[value] = tag
             return tag
         return self.DEFAULT_SEQUENCE_TAG if kind is yaml.SequenceNode else self.DEFAULT_MAPPING_TAG
 

@@ -3,7 +3,8 @@
 Hand-written files from `docs/` are copied first; shared data (e.g. the citation graph) is computed;
 then every registered page builder writes its pages, for large catalogs in two forked worker processes
 that inherit the loaded catalog (same files either way; `build_site(..., workers=1)` stays in-process).
-Everything is generated into a temporary sibling folder and swapped in at the end, so an error never leaves a half-written site, and two runs on the same catalog produce byte-identical output.
+Everything is generated into a temporary sibling folder and swapped in at the end, so an error never
+leaves a half-written site, and two runs on the same catalog produce byte-identical output.
 """
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def build_site(catalog: Catalog, out_dir: Path, *, repo_root: Path = paths.ROOT,
 def _write_pages(builder, ctx: RenderContext, tmp: Path) -> tuple[list[str], float]:
     """Run one page builder and write its files under `tmp`: (paths written, seconds)."""
     started = time.perf_counter()
-    paths: list[str] = []
+    rels: list[str] = []
     seen: set[str] = set()
     folders: set[Path] = set()
     for rel, text in builder(ctx):
@@ -97,14 +98,14 @@ def _write_pages(builder, ctx: RenderContext, tmp: Path) -> tuple[list[str], flo
         if rel in seen:
             raise BuildError(f"{rel!r} is written twice by {_owner(builder)}; give each file its own path")
         seen.add(rel)
-        paths.append(rel)
+        rels.append(rel)
         target = tmp / rel
         if target.parent not in folders:  # thousands of pages share a few folders
             target.parent.mkdir(parents=True, exist_ok=True)
             folders.add(target.parent)
         with open(target, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
-    return paths, time.perf_counter() - started
+    return rels, time.perf_counter() - started
 
 
 def _owner(builder) -> str:
@@ -118,8 +119,7 @@ _FORKED: tuple[RenderContext, Path] | None = None
 
 def _forked_builder(index: int) -> tuple[int, list[str], float]:
     ctx, tmp = _FORKED  # type: ignore[misc]
-    paths, secs = _write_pages(PAGE_BUILDERS[index], ctx, tmp)
-    return index, paths, secs
+    return (index, *_write_pages(PAGE_BUILDERS[index], ctx, tmp))
 
 
 PARALLEL_FROM = 1000  # papers; below this, starting workers costs more than it saves
@@ -143,8 +143,8 @@ def _run_builders(ctx: RenderContext, tmp: Path, workers: int) -> dict[int, tupl
         # builders are handed out one at a time in registration order, so the big one (paper pages)
         # runs on one worker while the other works through the rest
         with mp.get_context("fork").Pool(min(workers, len(PAGE_BUILDERS))) as pool:
-            for index, paths, secs in pool.imap_unordered(_forked_builder, range(len(PAGE_BUILDERS)), chunksize=1):
-                results[index] = (paths, secs)
+            for index, rels, secs in pool.imap_unordered(_forked_builder, range(len(PAGE_BUILDERS)), chunksize=1):
+                results[index] = (rels, secs)
     finally:
         _FORKED = None
     return results
@@ -164,12 +164,13 @@ def _generate(ctx: RenderContext, out_dir: Path, docs_src: Path, workers: int) -
         seconds["shared_data"] = time.perf_counter() - started
         results = _run_builders(ctx, tmp, workers)
         for index, builder in enumerate(PAGE_BUILDERS):  # registration order: the same report either way
-            paths, secs = results[index]
-            for rel in paths:
+            rels, secs = results[index]
+            owner = _owner(builder)
+            for rel in rels:
                 if rel in written:
-                    raise BuildError(f"{rel!r} is written by both {written[rel]} and {_owner(builder)}; "
+                    raise BuildError(f"{rel!r} is written by both {written[rel]} and {owner}; "
                                      "give one of them another path")
-                written[rel] = _owner(builder)
+                written[rel] = owner
             seconds[builder.__name__] = secs
         _swap_in(tmp, out_dir)
     except BaseException:

@@ -62,7 +62,8 @@ def split_fragments(markdown: str, begin: str = BEGIN, end: str = END, slot: str
     return "".join(out), parts
 
 
-_SLOT_PATTERNS = {SLOT: re.compile(r"<!-- atlas:slot:(\d+) -->"), LATE_SLOT: re.compile(r"<!-- atlas:late-slot:(\d+) -->")}
+# SLOT / LATE_SLOT with their "{}" turned into a captured number
+_SLOT_PATTERNS = {s: re.compile(re.escape(s).replace(re.escape("{}"), r"(\d+)")) for s in (SLOT, LATE_SLOT)}
 
 
 def join_fragments(html: str, parts: list[str], slot: str = SLOT) -> str:

@@ -2,8 +2,8 @@
 
 Thousands of paper pages differ only in their title, content, first heading and canonical URL: they
 sit in the same folder, are not in the navigation (no previous/next page, no ancestors) and have the
-same front matter apart from the title. Running mkdocs-material's Jinja templates for each of them was the largest cost of
-the build after Markdown. So, for such pages:
+same front matter apart from the title. Running mkdocs-material's Jinja templates for each of them was
+the largest cost of the build after Markdown. So, for such pages:
 
 1. The first page of a shape is rendered twice: normally, and through a copy of the page whose title,
    content, first heading and canonical URL (when `site_url` is set) are unique placeholder strings.
