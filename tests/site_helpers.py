@@ -20,6 +20,7 @@ from site_gen import paths
 from site_gen.catalog import Catalog
 from site_gen.taxonomy import load_taxonomy
 from site_gen.validate import validate_catalog
+from tests.catalog_factory import paper_dict
 
 SCHEMA_LINE = "# yaml-language-server: $schema=../schema/paper.schema.json\n"
 
@@ -32,27 +33,19 @@ QUOTE_URL = 'https://example.org/a"><script>alert(1)</script>'
 
 
 def base_paper(pid: str, **over) -> dict:
-    d = {
-        "id": pid,
-        "name": pid.replace("-", " ").title().replace(" ", "")[:60],
-        "title": f"A study of {pid.replace('-', ' ')} for efficient vision-language inference",
-        "authors": ["Ada Lovelace", "Alan Turing"],
-        "year": 2024,
-        "date": "2024-03-11",
-        "venue": "ECCV 2024",
-        "status": "published",
-        "kind": "method",
-        "links": {"paper": f"https://example.org/{pid}",
-                  "code": [{"url": f"https://github.com/example/{pid}", "official": True}]},
-        "placements": [{"node": "prefilling/token-compression/attention-guided", "primary": True}],
-        "bottleneck": ["compute"],
-        "granularity": ["token"],
-        "modality": ["image"],
-        "scenario": ["static"],
-        "training_free": True,
-        "summary": f"Keeps the visual tokens that matter most for {pid}.",
-        "added": "2026-11-01",
-    }
+    """The validator tests' example entry (tests/catalog_factory.BASE) renamed to `pid`, without an arXiv id."""
+    d = paper_dict()
+    del d["identifiers"]
+    d.update(
+        id=pid,
+        name=pid.replace("-", " ").title().replace(" ", "")[:60],
+        title=f"A study of {pid.replace('-', ' ')} for efficient vision-language inference",
+        links={"paper": f"https://example.org/{pid}",
+               "code": [{"url": f"https://github.com/example/{pid}", "official": True}]},
+        scenario=["static"],
+        summary=f"Keeps the visual tokens that matter most for {pid}.",
+        added="2026-11-01",
+    )
     d.update(over)
     return d
 
