@@ -526,3 +526,13 @@ def test_parallel_build_reports_builder_errors_and_writes_nothing(tmp_path):
             registry.PAGE_BUILDERS.remove(bad)
         assert not (tmp_path / "docs").exists() and not (tmp_path / "escape.md").exists()
         assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_page_title_does_not_repeat_a_name_the_title_starts_with():
+    from site_gen.render.pages.papers import page_title
+
+    class P:
+        name, title = "FLoC", "FLoC: Facility Location-Based Efficient Visual Token Compression"
+    assert page_title(P) == P.title
+    P.name, P.title = "FastV", "An Image is Worth 1/2 Tokens After Layer 2"
+    assert page_title(P) == "FastV: An Image is Worth 1/2 Tokens After Layer 2"

@@ -180,6 +180,12 @@ def render_sections(ctx: RenderContext, paper: Paper) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def page_title(paper: Paper) -> str:
+    """The browser title: "Name: Title", or the title alone when it already starts with the name
+    ("FLoC: Facility Location-Based ..." would otherwise read "FLoC: FLoC: ...")."""
+    return paper.title if paper.title.casefold().startswith(paper.name.casefold()) else f"{paper.name}: {paper.title}"
+
+
 def paper_page(ctx: RenderContext, paper: Paper) -> str:
     """The page: searchable blocks (name, summary, authors, abstract) and blocks added after search
     indexing (tags and links, reported results, BibTeX, placeholders), all as finished HTML."""
@@ -195,7 +201,7 @@ def paper_page(ctx: RenderContext, paper: Paper) -> str:
     cite = [reported_results(paper), '<h2 id="cite">Cite</h2>', bibtex_block(paper)]
     return "\n".join([
         "---",
-        front_matter_title(f"{paper.name}: {paper.title}"),
+        front_matter_title(page_title(paper)),
         "hide:",
         "  - toc",
         "---",
