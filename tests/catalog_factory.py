@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from site_gen.validate import SCHEMA_COMMENT
+from lvlm_atlas.catalog.validate import SCHEMA_COMMENT
 
 BASE = {
     "id": "example-method",

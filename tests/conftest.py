@@ -1,6 +1,6 @@
 import pytest
 
-from site_gen.taxonomy import load_taxonomy
+from lvlm_atlas.catalog.taxonomy import load_taxonomy
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
 """Small in-memory catalogs for the enrichment and graph tests (no files needed)."""
 from __future__ import annotations
 
-from site_gen.catalog import Catalog
-from site_gen.models import Paper
-from site_gen.taxonomy import load_taxonomy
+from lvlm_atlas.catalog.loader import Catalog
+from lvlm_atlas.catalog.models import Paper
+from lvlm_atlas.catalog.taxonomy import load_taxonomy
 
 _TAX = load_taxonomy()
 

@@ -17,7 +17,7 @@ def noise_image(seed: int = 0, size=(200, 150)) -> Image.Image:
 
 @functools.lru_cache(maxsize=None)
 def bundle(name: str, attn: str = "sdpa", dtype: str = "float32"):
-    from methods import presets
+    from lvlm_atlas.methods import presets
 
     torch.set_grad_enabled(False)
     return presets.load(name, attn=attn, dtype=dtype)

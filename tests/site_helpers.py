@@ -16,10 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from site_gen import paths
-from site_gen.catalog import Catalog
-from site_gen.taxonomy import load_taxonomy
-from site_gen.validate import validate_catalog
+from lvlm_atlas import paths
+from lvlm_atlas.catalog.loader import Catalog
+from lvlm_atlas.catalog.taxonomy import load_taxonomy
+from lvlm_atlas.catalog.validate import validate_catalog
 from tests.catalog_factory import paper_dict
 
 SCHEMA_LINE = "# yaml-language-server: $schema=../schema/paper.schema.json\n"
@@ -103,7 +103,7 @@ CARD = {
 BENCH = {
     "schema": 1,
     "provenance": {"device": "cpu <script>", "torch": "2.13.0", "transformers": "5.0", "attention_backend": "sdpa",
-                   "git_commit": "abc123", "date": "2026-11-21", "host": "test", "command": "python -m methods bench"},
+                   "git_commit": "abc123", "date": "2026-11-21", "host": "test", "command": "atlas bench"},
     "results": [{"method": "fastprune", "model": "tiny-llava", "params": {"k": 2}, "budget": 64,
                  "visual_tokens_before": 576, "visual_tokens_after": 64, "ttft_ms": 12.5, "tpot_ms": 3.25,
                  "peak_memory_bytes": 1048576, "greedy_match": True, "repeats": 3}],
@@ -139,7 +139,7 @@ def write_tree(root: Path, entries: list[dict], with_card: bool = True) -> Catal
 
 def generate(root: Path, catalog: Catalog, out: Path | None = None, data_root: Path | None = None) -> Path:
     """Generate the docs folder; method cards and benchmarks are read from `data_root` (default: root)."""
-    from site_gen.render import build_site
+    from lvlm_atlas.site import build_site
 
     out = out or root / "build" / "docs"
     data_root = data_root or root
@@ -150,7 +150,7 @@ def generate(root: Path, catalog: Catalog, out: Path | None = None, data_root: P
 
 def mkdocs_build(root: Path, docs: Path) -> Path:
     """`mkdocs build --strict` with the repository's mkdocs.yml pointed at a generated docs folder."""
-    from site_gen.render.mkdocs_config import write_repo_mkdocs_config
+    from lvlm_atlas.site.mkdocs_config import write_repo_mkdocs_config
 
     cfg_path = write_repo_mkdocs_config(root / "mkdocs.yml", docs, root / "site")
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")

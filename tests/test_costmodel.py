@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from methods import costmodel as cm
+from lvlm_atlas import costmodel as cm
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_importable_without_torch():
-    code = "import sys, methods.costmodel; assert 'torch' not in sys.modules"
+    code = "import sys, lvlm_atlas.costmodel; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
@@ -129,11 +129,11 @@ def test_unknown_names_give_helpful_errors():
 
 
 def test_cli_prints_breakdown():
-    out = subprocess.run([sys.executable, "-m", "methods", "cost", "--model", "qwen2.5-vl-72b", "--images", "20", "--gpu", "a100"],
+    out = subprocess.run([sys.executable, "-m", "lvlm_atlas", "cost", "--model", "qwen2.5-vl-72b", "--images", "20", "--gpu", "a100"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "visual tokens: 42,320" in out.stdout and "TTFT >=" in out.stdout and "13.89 GB" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "methods", "cost", "--model", "nope"], cwd=ROOT, capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "lvlm_atlas", "cost", "--model", "nope"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown model 'nope'" in bad.stderr
 
 
@@ -143,11 +143,11 @@ def test_cost_model_page_in_built_site():
     html = (built_site().site / "cost-model" / "index.html").read_text(encoding="utf-8")
     assert html.count('class="atlas-roofline"') == len(cm.gpus())
     assert "Qwen2.5-VL-72B" in html and "ridge 153 FLOPs/B" in html
-    assert "python -m methods cost --model qwen2.5-vl-72b --images 20 --gpu a100" in html
+    assert "atlas cost --model qwen2.5-vl-72b --images 20 --gpu a100" in html
 
 
 def test_method_card_shows_theoretical_saving():
-    from site_gen.render import urls
+    from lvlm_atlas.site import urls
     from tests.site_helpers import built_site
 
     tree = built_site()
@@ -183,7 +183,7 @@ def test_roofline_bound_for_measured_runs():
 
 
 def test_results_table_shows_measured_over_bound():
-    from site_gen.render.pages.methods import results_table
+    from lvlm_atlas.site.pages.methods import results_table
 
     rows = [({"model": "llava-1.5-7b@random", "ttft_ms": 50.0,
               "roofline": {"gpu": "h100", "prefill_vs_bound": 3.14, "tpot_vs_bound": 1.42}}, {"device": "NVIDIA H100"}),

@@ -10,9 +10,9 @@ import pytest
 
 from fake_s2 import FakeS2, Reply, batch_answering, ref_item, ref_page, running, s2_paper
 from graph_catalogs import catalog, paper
-from site_gen.enrich.client import RateLimiter, RetryPolicy, S2Client, S2Error
-from site_gen.enrich.runner import enrich
-from site_gen.enrich.store import load_store
+from lvlm_atlas.enrich.client import RateLimiter, RetryPolicy, S2Client, S2Error
+from lvlm_atlas.enrich.runner import enrich
+from lvlm_atlas.enrich.store import load_store
 
 BATCH = "/graph/v1/paper/batch"
 
@@ -333,7 +333,7 @@ def test_corrupt_store_is_reported_not_overwritten(tmp_path):
     store.write_text('{"schema": 1, "papers": {"x": {"s2_id": "bad"}}, "not_found": {}}')
     with running(standard_routes(FakeS2())) as fake:
         env = Env(tmp_path, fake)
-        from site_gen.enrich.store import StoreError
+        from lvlm_atlas.enrich.store import StoreError
         with pytest.raises(StoreError, match="papers.x.s2_id"):
             env.run(CAT)
     assert "bad" in store.read_text()

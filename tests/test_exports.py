@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from site_gen.catalog import load_catalog
-from site_gen.exports import FORMATS, bibtex_entry, render_export
-from site_gen.stats import catalog_stats
+from lvlm_atlas.catalog.loader import load_catalog
+from lvlm_atlas.catalog.exports import FORMATS, bibtex_entry, render_export
+from lvlm_atlas.catalog.stats import catalog_stats
 from tests.catalog_factory import paper_dict, write_paper
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def test_stats_counts(small_catalog):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_cli_export_writes_file_atomically(tmp_path, fmt):
     out = tmp_path / f"catalog.{fmt}"
-    result = subprocess.run([sys.executable, "-m", "site_gen", "export", "--format", fmt, "-o", str(out)],
+    result = subprocess.run([sys.executable, "-m", "lvlm_atlas", "export", "--format", fmt, "-o", str(out)],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert out.read_text(encoding="utf-8") == render_export(load_catalog(), fmt)
@@ -113,7 +113,7 @@ def test_yaml_writer_round_trips_hostile_records():
     numbers, emoji) reads back as itself, with both the pure-Python and the libyaml loader."""
     import random
 
-    from site_gen.yaml_emit import dump_records
+    from lvlm_atlas.catalog.yaml_emit import dump_records
 
     rng = random.Random(3)
     fixed = ["", " ", "yes", "No", "ON", "off", "null", "Null", "~", "true", "y", "n", "0x1F", "1:20", "1_000",
@@ -140,7 +140,7 @@ def test_yaml_writer_round_trips_hostile_records():
 
 
 def test_yaml_writer_refuses_values_it_cannot_write_faithfully():
-    from site_gen.yaml_emit import dump_records
+    from lvlm_atlas.catalog.yaml_emit import dump_records
 
     for bad in ([{"x": 1.5}], [{"x": [["nested"]]}], [{"x": {"a": 1}}], [{1: "a"}], ["not a dict"]):
         with pytest.raises(TypeError):
@@ -150,7 +150,7 @@ def test_yaml_writer_refuses_values_it_cannot_write_faithfully():
 
 
 def test_yaml_export_of_a_catalog_round_trips(small_catalog):
-    from site_gen.exports import records
+    from lvlm_atlas.catalog.exports import records
 
     text = render_export(small_catalog, "yaml")
     for loader in _loaders():

@@ -97,5 +97,5 @@ def test_validate_workflow_runs_on_pull_requests():
     wf = _load(ROOT / ".github" / "workflows" / "validate.yml")
     assert "pull_request" in wf["on"]
     runs = " ".join(s.get("run", "") for s in wf["jobs"]["validate"]["steps"])
-    for needed in ("site_gen validate", "pytest", "make site", "chromium-driver"):
+    for needed in ("atlas validate", "pytest", "make site", "chromium-driver"):
         assert needed in runs, needed

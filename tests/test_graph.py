@@ -6,8 +6,8 @@ import hashlib
 import pytest
 
 from graph_catalogs import catalog, paper
-from site_gen.enrich.store import Store
-from site_gen.graph import BUILDS_ON, CITES, build_graph
+from lvlm_atlas.enrich.store import Store
+from lvlm_atlas.graph.citations import BUILDS_ON, CITES, build_graph
 
 ENC = "encoding/vision-encoders"
 
@@ -97,7 +97,7 @@ def test_pagerank_matches_networkx_on_a_random_graph():
 
     import networkx as nx
 
-    from site_gen.graph import pagerank
+    from lvlm_atlas.graph.citations import pagerank
 
     rng = random.Random(5)
     g = nx.DiGraph()

@@ -6,7 +6,7 @@ import random
 
 import networkx as nx
 
-from site_gen.graph_layout import layout
+from lvlm_atlas.graph.layout import layout
 
 
 def _two_cliques():

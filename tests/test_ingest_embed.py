@@ -6,12 +6,12 @@ import sys
 
 import pytest
 
-from site_gen.ingest import embed
+from lvlm_atlas.ingest import embed
 
 
 def test_site_gen_ingest_never_imports_torch():
-    code = ("import sys, site_gen.ingest.pipeline, site_gen.ingest.evaluate, site_gen.ingest.embed, "
-            "site_gen.commands.ingest, site_gen.commands.new; print('torch' in sys.modules)")
+    code = ("import sys, lvlm_atlas.ingest.pipeline, lvlm_atlas.ingest.evaluate, lvlm_atlas.ingest.embed, "
+            "lvlm_atlas.cli.ingest, lvlm_atlas.cli.new; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

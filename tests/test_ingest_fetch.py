@@ -7,8 +7,8 @@ import pytest
 import requests
 import responses
 
-from site_gen.ingest.config import ClientSettings
-from site_gen.ingest.fetch import ArxivQueryError, ArxivSource, FetchError
+from lvlm_atlas.ingest.config import ClientSettings
+from lvlm_atlas.ingest.fetch import ArxivQueryError, ArxivSource, FetchError
 from tests.arxiv_atom import API, Entry, FakeArxiv, error_feed, feed
 
 API_RE = re.compile(re.escape(API) + r".*")

@@ -11,15 +11,15 @@ import pytest
 import responses
 import yaml
 
-from site_gen import paths
-from site_gen.__main__ import main
-from site_gen.ingest.config import QuerySpec, load_config
-from site_gen.ingest.fetch import ArxivSource
-from site_gen.ingest.pipeline import run_ingest
-from site_gen.ingest.report import render_report
-from site_gen.models import Paper
-from site_gen.taxonomy import load_taxonomy
-from site_gen.validate import validate_catalog
+from lvlm_atlas import paths
+from lvlm_atlas.__main__ import main
+from lvlm_atlas.ingest.config import QuerySpec, load_config
+from lvlm_atlas.ingest.fetch import ArxivSource
+from lvlm_atlas.ingest.pipeline import run_ingest
+from lvlm_atlas.ingest.report import render_report
+from lvlm_atlas.catalog.models import Paper
+from lvlm_atlas.catalog.taxonomy import load_taxonomy
+from lvlm_atlas.catalog.validate import validate_catalog
 from tests.arxiv_atom import API, FakeArxiv, feed
 
 DATA = Path(__file__).parent / "data"

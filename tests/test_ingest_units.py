@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from site_gen.ingest.classify import Classifier, Example
-from site_gen.ingest.config import ConfigError, load_config
-from site_gen.ingest.dedup import DedupIndex, Known, normalise_title
-from site_gen.ingest.evaluate import LABELLED, relevance_eval
-from site_gen.ingest.record import ArxivRecord, clean_doi, code_links, split_arxiv_id
-from site_gen.ingest.rejected import Rejection, add_rejection, load_rejected
-from site_gen.ingest.write import choose_id, short_name, slugify
-from site_gen import paths
-from site_gen.taxonomy import load_taxonomy
+from lvlm_atlas.ingest.classify import Classifier, Example
+from lvlm_atlas.ingest.config import ConfigError, load_config
+from lvlm_atlas.ingest.dedup import DedupIndex, Known, normalise_title
+from lvlm_atlas.ingest.evaluate import LABELLED, relevance_eval
+from lvlm_atlas.ingest.record import ArxivRecord, clean_doi, code_links, split_arxiv_id
+from lvlm_atlas.ingest.rejected import Rejection, add_rejection, load_rejected
+from lvlm_atlas.ingest.write import choose_id, short_name, slugify
+from lvlm_atlas import paths
+from lvlm_atlas.catalog.taxonomy import load_taxonomy
 
 DATA = Path(__file__).parent / "data"
 
@@ -154,7 +154,7 @@ def test_classifier_separates_where_methods_act():
 
 def test_relevance_filter_on_the_labelled_set():
     """Precision/recall of the relevance filter with a classifier trained on the fixture catalog only."""
-    from site_gen.ingest.corpus import load_papers
+    from lvlm_atlas.ingest.corpus import load_papers
     tax = load_taxonomy()
     cfg = load_config(taxonomy=tax)
     papers = load_papers([DATA / "ingest_catalog"], tax)
@@ -165,7 +165,7 @@ def test_relevance_filter_on_the_labelled_set():
 
 
 def test_merging_the_branch_rejections(tmp_path):
-    from site_gen.ingest.rejected import main as rejected_main
+    from lvlm_atlas.ingest.rejected import main as rejected_main
     ours, theirs = tmp_path / "ours.yaml", tmp_path / "theirs.yaml"
     add_rejection(Rejection("2611.00001", None, "a", None), ours)
     add_rejection(Rejection("2611.00001", None, "a", None), theirs)
@@ -175,7 +175,7 @@ def test_merging_the_branch_rejections(tmp_path):
 
 
 def test_inside_word_phrases_and_title_cues_config(tmp_path):
-    from site_gen.ingest.text import matched_terms
+    from lvlm_atlas.ingest.text import matched_terms
     assert matched_terms("StreamingBench: streaming video", ["*bench"]) == ["*bench"]
     assert matched_terms("StreamingBench: streaming video", ["bench"]) == []       # word start only
     cfg = load_config(taxonomy=load_taxonomy())
@@ -212,7 +212,7 @@ def test_title_cue_routes_a_benchmark_named_only_in_its_title():
 
 
 def test_evaluation_split_is_fixed_disjoint_and_complete():
-    from site_gen.ingest.evaluate import split_halves
+    from lvlm_atlas.ingest.evaluate import split_halves
     examples = [_example(i, "prefilling/token-compression", f"paper {i}") for i in range(11)]
     a, b = split_halves(examples, seed=3)
     assert len(a) == 5 and len(b) == 6
@@ -222,8 +222,8 @@ def test_evaluation_split_is_fixed_disjoint_and_complete():
 
 
 def test_stage_margin_flags_uncertain_stage_and_selective_accuracy():
-    from site_gen.ingest.classify import Classification
-    from site_gen.ingest.evaluate import selective_accuracy
+    from lvlm_atlas.ingest.classify import Classification
+    from lvlm_atlas.ingest.evaluate import selective_accuracy
 
     def cls(scores):
         stage = max(scores, key=scores.get)

@@ -25,8 +25,8 @@ triton = pytest.importorskip("triton")
 import triton.language as tl  # noqa: E402
 from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 
-from kernels import attention_scores as scores_i  # noqa: E402
-from kernels import kv_quant as quant_i  # noqa: E402
+from lvlm_atlas.kernels import attention_scores as scores_i  # noqa: E402
+from lvlm_atlas.kernels import kv_quant as quant_i  # noqa: E402
 
 INTERPRETED = isinstance(tl.zeros, InterpretedFunction) and isinstance(scores_i._lse_kernel, InterpretedFunction)
 interp = pytest.mark.skipif(

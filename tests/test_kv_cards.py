@@ -12,14 +12,14 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CARDS = ROOT / "methods" / "cards"
 KV_METHODS = {
-    "streamingllm": "methods.algorithms.streamingllm:StreamingLLM",
-    "h2o": "methods.algorithms.h2o:H2O",
-    "snapkv": "methods.algorithms.snapkv:SnapKV",
-    "pyramidkv": "methods.algorithms.pyramidkv:PyramidKV",
-    "look_m": "methods.algorithms.look_m:LookM",
-    "vl_cache": "methods.algorithms.vl_cache:VLCache",
-    "sparsemm": "methods.algorithms.sparsemm:SparseMM",
-    "kivi": "methods.algorithms.kivi:KIVI",
+    "streamingllm": "lvlm_atlas.methods.algorithms.streamingllm:StreamingLLM",
+    "h2o": "lvlm_atlas.methods.algorithms.h2o:H2O",
+    "snapkv": "lvlm_atlas.methods.algorithms.snapkv:SnapKV",
+    "pyramidkv": "lvlm_atlas.methods.algorithms.pyramidkv:PyramidKV",
+    "look_m": "lvlm_atlas.methods.algorithms.look_m:LookM",
+    "vl_cache": "lvlm_atlas.methods.algorithms.vl_cache:VLCache",
+    "sparsemm": "lvlm_atlas.methods.algorithms.sparsemm:SparseMM",
+    "kivi": "lvlm_atlas.methods.algorithms.kivi:KIVI",
 }
 REQUIRED = {"name", "label", "paper", "stage", "signal", "summary", "attention_backends", "batch", "models",
             "parameters", "claims", "notes"}

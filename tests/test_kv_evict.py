@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from methods.kv import evict  # noqa: E402
+from lvlm_atlas.methods.kv import evict  # noqa: E402
 
 
 def naive_topk(scores_row, keep, force_row=None):

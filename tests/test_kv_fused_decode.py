@@ -20,11 +20,11 @@ pytest.importorskip("transformers")
 import triton.language as tl  # noqa: E402
 from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 
-from kernels import kv_quant  # noqa: E402
-from methods.algorithms.kivi import KIVI  # noqa: E402
-from methods.algorithms.snapkv import SnapKV  # noqa: E402
-from methods.kv import attention_route  # noqa: E402
-from methods.kv.layers import QuantizedEvictableLayer  # noqa: E402
+from lvlm_atlas.kernels import kv_quant  # noqa: E402
+from lvlm_atlas.methods.algorithms.kivi import KIVI  # noqa: E402
+from lvlm_atlas.methods.algorithms.snapkv import SnapKV  # noqa: E402
+from lvlm_atlas.methods.kv import attention_route  # noqa: E402
+from lvlm_atlas.methods.kv.layers import QuantizedEvictableLayer  # noqa: E402
 from tests.methods_util import bundle, inputs  # noqa: E402
 
 INTERPRETED = isinstance(tl.zeros, InterpretedFunction) and isinstance(kv_quant._decode_kernel, InterpretedFunction)

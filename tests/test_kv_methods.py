@@ -7,15 +7,15 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from methods.algorithms.h2o import H2O  # noqa: E402
-from methods.algorithms.kivi import KIVI  # noqa: E402
-from methods.algorithms.look_m import LookM  # noqa: E402
-from methods.algorithms.pyramidkv import PyramidKV  # noqa: E402
-from methods.algorithms.snapkv import SnapKV  # noqa: E402
-from methods.algorithms.streamingllm import StreamingLLM  # noqa: E402
-from methods.algorithms.vl_cache import VLCache  # noqa: E402
-from methods.kv.evict import group_scores, resolve_kv_budget  # noqa: E402
-from methods.kv.layers import EvictableLayer, QuantizedEvictableLayer, cache_nbytes  # noqa: E402
+from lvlm_atlas.methods.algorithms.h2o import H2O  # noqa: E402
+from lvlm_atlas.methods.algorithms.kivi import KIVI  # noqa: E402
+from lvlm_atlas.methods.algorithms.look_m import LookM  # noqa: E402
+from lvlm_atlas.methods.algorithms.pyramidkv import PyramidKV  # noqa: E402
+from lvlm_atlas.methods.algorithms.snapkv import SnapKV  # noqa: E402
+from lvlm_atlas.methods.algorithms.streamingllm import StreamingLLM  # noqa: E402
+from lvlm_atlas.methods.algorithms.vl_cache import VLCache  # noqa: E402
+from lvlm_atlas.methods.kv.evict import group_scores, resolve_kv_budget  # noqa: E402
+from lvlm_atlas.methods.kv.layers import EvictableLayer, QuantizedEvictableLayer, cache_nbytes  # noqa: E402
 
 NEW = 6
 PRESETS = {"llava": "tiny-llava", "qwen2_vl": "tiny-qwen2-vl"}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from methods import registry
-from methods.stages import Stage
+from lvlm_atlas.methods import registry
+from lvlm_atlas.methods.stages import Stage
 
 ROOT = Path(__file__).resolve().parent.parent
 CARD_KEYS = {"name", "label", "paper", "stage", "signal", "summary", "attention_backends", "batch", "models",
@@ -16,8 +16,8 @@ CARD_KEYS = {"name", "label", "paper", "stage", "signal", "summary", "attention_
 
 
 def test_importing_methods_and_reading_cards_does_not_import_torch():
-    code = ("import sys, methods; methods.load_cards(); methods.names(); "
-            "import methods.commands.list; print('torch' in sys.modules)")
+    code = ("import sys, lvlm_atlas.methods as methods; methods.load_cards(); methods.names(); "
+            "import lvlm_atlas.cli.list; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -100,7 +100,7 @@ def _row(method: str) -> dict:
 def test_merge_command_joins_shards_and_refuses_mismatched_runs(tmp_path, capsys):
     import json
 
-    from methods.__main__ import main
+    from lvlm_atlas.__main__ import main
 
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(_results_doc("1/2", "h1", [_row("none")])))

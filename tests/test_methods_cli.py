@@ -1,4 +1,4 @@
-"""`python -m methods` commands end to end on the tiny presets, plus the offline dataset."""
+"""`atlas` commands end to end on the tiny presets, plus the offline dataset."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from methods import bench, dataset  # noqa: E402
-from methods.__main__ import main  # noqa: E402
+from lvlm_atlas.methods import bench, dataset  # noqa: E402
+from lvlm_atlas.__main__ import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")

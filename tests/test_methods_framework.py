@@ -6,8 +6,8 @@ import torch
 
 pytest.importorskip("transformers")
 
-from methods import harness, registry  # noqa: E402
-from methods.stages import Stage  # noqa: E402
+from lvlm_atlas.methods import harness, registry  # noqa: E402
+from lvlm_atlas.methods.stages import Stage  # noqa: E402
 from tests.methods_util import TINY, bundle, hook_count, inputs  # noqa: E402
 
 # token-compression methods; the KV-cache methods (stage kv) are tested in tests/test_kv_methods.py
@@ -242,8 +242,8 @@ def test_stage_declarations():
 
 
 def test_qwen2_5_window_order_is_undone_for_vision_signals():
-    from methods.adapters import ModelAdapter
-    from methods.vision_signals import window_to_token_order
+    from lvlm_atlas.methods.adapters import ModelAdapter
+    from lvlm_atlas.methods.vision_signals import window_to_token_order
 
     b = bundle("tiny-qwen2.5-vl")
     inp = inputs(b)

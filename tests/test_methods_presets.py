@@ -6,7 +6,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from methods import harness, presets, registry  # noqa: E402
+from lvlm_atlas.methods import harness, presets, registry  # noqa: E402
 from tests.methods_util import TINY, bundle, inputs, noise_image  # noqa: E402
 
 EXPECTED_VISUAL = {"tiny-llava": 64, "tiny-qwen2-vl": 32, "tiny-qwen2.5-vl": 32}

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from site_gen import paths
-from site_gen.catalog import load_catalog
-from site_gen.commands.schema import render_schema
+from lvlm_atlas import paths
+from lvlm_atlas.catalog.loader import load_catalog
+from lvlm_atlas.cli.schema import render_schema
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def test_catalog_validates_and_is_large(catalog):
 
 
 def test_committed_json_schema_is_current():
-    assert paths.PAPER_SCHEMA.read_text(encoding="utf-8") == render_schema(), "run: python -m site_gen schema"
+    assert paths.PAPER_SCHEMA.read_text(encoding="utf-8") == render_schema(), "run: atlas schema"
 
 
 FIGURE_3 = {

@@ -22,8 +22,8 @@ pytest.importorskip("transformers")
 import triton.language as tl  # noqa: E402
 from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
 
-from kernels import attention_scores, dispatch  # noqa: E402
-from methods import registry  # noqa: E402
+from lvlm_atlas.kernels import attention_scores, dispatch  # noqa: E402
+from lvlm_atlas.methods import registry  # noqa: E402
 from tests.methods_util import bundle, inputs  # noqa: E402
 
 INTERPRETED = isinstance(tl.zeros, InterpretedFunction) and isinstance(attention_scores._lse_kernel, InterpretedFunction)

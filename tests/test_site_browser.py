@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from site_gen import paths
-from site_gen.exports import bibtex_entry
+from lvlm_atlas import paths
+from lvlm_atlas.catalog.exports import bibtex_entry
 from tests.site_helpers import built_site
 
 pytestmark = pytest.mark.browser

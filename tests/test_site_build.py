@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from site_gen.exports import FORMATS, bibtex_entry, render_export
-from site_gen.render import build_site, registry, urls
-from site_gen.render.build import BuildError
-from site_gen.render.cards import SiteDataError
+from lvlm_atlas.catalog.exports import FORMATS, bibtex_entry, render_export
+from lvlm_atlas.site import build_site, registry, urls
+from lvlm_atlas.site.build import BuildError
+from lvlm_atlas.site.cards import SiteDataError
 from tests.site_helpers import built_site, catalog_entries, generate, write_tree
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -81,7 +81,7 @@ def test_every_paper_has_a_page_with_its_metadata(tree):
 
 def test_every_category_page_has_its_method_table(tree):
     tax = tree.catalog.taxonomy
-    from site_gen.render.context import Indexes
+    from lvlm_atlas.site.context import Indexes
 
     idx = Indexes(tree.catalog, {}, [])
     placed = 0
@@ -115,7 +115,7 @@ def test_runnable_badge_links_the_method_card_and_results_fill_the_slots(tree):
     assert any(name.startswith("Fastprune") and "runnable" in name for name in rows)
     paper = html_of(tree.site, urls.paper("fastprune")).read_text(encoding="utf-8")
     assert "../../methods/fastprune/" in paper
-    assert "python -m methods run fastprune --model tiny-llava" in paper
+    assert "atlas run fastprune --model tiny-llava" in paper
     assert 'data-slot="run"' not in paper and 'data-slot="results"' not in paper
     assert 'data-slot="citations"' not in paper                  # filled by the citation-graph section
     assert "12.5" in paper                                        # measured TTFT in the results table
@@ -203,7 +203,7 @@ def test_every_page_head_links_the_atom_feed(tree):
 
 
 def test_exports_are_the_exporters_output(tree):
-    from site_gen.render.pages.exports import download_path
+    from lvlm_atlas.site.pages.exports import download_path
 
     for fmt in FORMATS:
         assert (tree.site / download_path(fmt)).read_text(encoding="utf-8") == render_export(tree.catalog, fmt)
@@ -222,7 +222,7 @@ def test_bibtex_block_holds_the_exporters_entry(tree):
 
 
 def test_contributing_has_schema_reference_generated_from_models(tree):
-    from site_gen.models import Paper
+    from lvlm_atlas.catalog.models import Paper
 
     page = html_of(tree.site, "contributing.md").read_text(encoding="utf-8")
     assert "Add a paper" in page
@@ -385,8 +385,8 @@ def test_hook_output_equals_plain_markdown_output():
     """The MkDocs hook only moves finished HTML around Markdown: the page is the same without it."""
     import markdown
 
-    from site_gen.render import mkdocs_hooks as hooks
-    from site_gen.render.blocks import region
+    from lvlm_atlas.site import mkdocs_hooks as hooks
+    from lvlm_atlas.site.blocks import region
 
     src = ("# Title\n" + region("<p>kept <em>as is</em></p>\n<ul>\n<li>a</li>\n</ul>")
            + region("<p>late, next to it</p>", searchable=False)
@@ -418,7 +418,7 @@ def test_paper_pages_skip_markdown_with_the_same_result(tree):
     from mkdocs.structure.files import get_files
     from mkdocs.structure.pages import Page
 
-    from site_gen.render import mkdocs_hooks as hooks
+    from lvlm_atlas.site import mkdocs_hooks as hooks
 
     cfg = load_config(str(tree.root / "mkdocs.yml"))
     files = get_files(cfg)
@@ -447,7 +447,7 @@ def test_paper_pages_skip_markdown_with_the_same_result(tree):
 def test_html_heading_equals_markdown_heading():
     import markdown
 
-    from site_gen.render.escape import esc, heading
+    from lvlm_atlas.site.escape import esc, heading
 
     md = markdown.Markdown(extensions=["tables", "attr_list", "md_in_html", "admonition", "toc"])
     for title in ["FastV: an image is worth 1/2 tokens", "<script>x</script> & {{ y }} *a* _b_ `c` [l](javascript:x) #",
@@ -459,7 +459,7 @@ def test_html_heading_equals_markdown_heading():
 def test_generation_keeps_long_lived_objects_out_of_gc_passes_and_restores_the_collector():
     import gc
 
-    from site_gen.render.build import long_lived_objects_frozen
+    from lvlm_atlas.site.build import long_lived_objects_frozen
 
     assert gc.get_freeze_count() == 0
     keep = [object() for _ in range(10)]
@@ -489,9 +489,9 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
 def test_parallel_page_builders_write_the_same_files(tmp_path):
     """Large catalogs are rendered by two forked workers; the docs folder and the report's file list
     are the same as an in-process build (synthetic catalog, hostile test entries included)."""
-    from site_gen.render.build import PARALLEL_FROM, default_workers
-    from site_gen.render.synthetic import write_synthetic_catalog
-    from site_gen.taxonomy import load_taxonomy
+    from lvlm_atlas.site.build import PARALLEL_FROM, default_workers
+    from lvlm_atlas.site.synthetic import write_synthetic_catalog
+    from lvlm_atlas.catalog.taxonomy import load_taxonomy
 
     write_synthetic_catalog(tmp_path / "catalog" / "papers", 150, load_taxonomy(), seed=7)
     catalog = write_tree(tmp_path, catalog_entries())  # adds the test entries, card and results; validates all
@@ -529,7 +529,7 @@ def test_parallel_build_reports_builder_errors_and_writes_nothing(tmp_path):
 
 
 def test_page_title_does_not_repeat_a_name_the_title_starts_with():
-    from site_gen.render.pages.papers import page_title
+    from lvlm_atlas.site.pages.papers import page_title
 
     class P:
         name, title = "FLoC", "FLoC: Facility Location-Based Efficient Visual Token Compression"

@@ -1,4 +1,4 @@
-"""mkdocs.yml stays self-contained, fast and consistent with the generator; `python -m site_gen build`
+"""mkdocs.yml stays self-contained, fast and consistent with the generator; `atlas build`
 works on the real catalog."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 
 import yaml
 
-from site_gen import paths
-from site_gen.render import urls
-from site_gen.render.escape import REVIEWED_EXTENSIONS
+from lvlm_atlas import paths
+from lvlm_atlas.site import urls
+from lvlm_atlas.site.escape import REVIEWED_EXTENSIONS
 from tests.site_helpers import built_site
 
 CFG = yaml.safe_load((paths.ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
@@ -33,7 +33,7 @@ def test_theme_is_offline_material():
 def test_markdown_extensions_are_the_reviewed_ones():
     assert _names(CFG["markdown_extensions"]) <= REVIEWED_EXTENSIONS, (
         "a new Markdown extension can give meaning to characters `esc` leaves alone; review "
-        "site_gen/render/escape.py and add it to REVIEWED_EXTENSIONS")
+        "lvlm_atlas/site/escape.py and add it to REVIEWED_EXTENSIONS")
 
 
 def test_generator_and_config_agree():
@@ -58,8 +58,8 @@ def test_built_pages_load_nothing_from_other_hosts():
 
 
 def test_build_command_generates_the_real_catalog(tmp_path, capsys):
-    from site_gen.catalog import load_catalog
-    from site_gen.commands import build
+    from lvlm_atlas.catalog.loader import load_catalog
+    from lvlm_atlas.cli import build
 
     out = tmp_path / "docs"
     assert build.run(argparse.Namespace(out=out, site_url="https://example.org/atlas/")) == 0
@@ -76,8 +76,8 @@ def test_real_catalog_builds_strict(tmp_path):
     import subprocess
     import sys
 
-    from site_gen.commands import build
-    from site_gen.render.mkdocs_config import write_repo_mkdocs_config
+    from lvlm_atlas.cli import build
+    from lvlm_atlas.site.mkdocs_config import write_repo_mkdocs_config
 
     docs = tmp_path / "docs"
     assert build.run(argparse.Namespace(out=docs, site_url=None)) == 0

@@ -1,4 +1,4 @@
-"""The page-shell cache hook (site_gen/render/mkdocs_page_cache.py) changes build time, not output:
+"""The page-shell cache hook (lvlm_atlas/site/mkdocs_page_cache.py) changes build time, not output:
 the test site built with and without it is byte-identical, and most paper pages were filled from a shell."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from site_gen import paths
+from lvlm_atlas import paths
 from tests.site_helpers import built_site
 
-CACHE_HOOK = "site_gen/render/mkdocs_page_cache.py"
+CACHE_HOOK = "lvlm_atlas/site/mkdocs_page_cache.py"
 
 
 def _build(docs: Path, site: Path, with_cache: bool, **config):
@@ -20,7 +20,7 @@ def _build(docs: Path, site: Path, with_cache: bool, **config):
     from mkdocs.commands.build import build
     from mkdocs.config import load_config
 
-    from site_gen.render.mkdocs_config import repo_mkdocs_config
+    from lvlm_atlas.site.mkdocs_config import repo_mkdocs_config
 
     cfg = repo_mkdocs_config(docs, site, strict=False, **config)
     assert str(paths.ROOT / CACHE_HOOK) in cfg["hooks"], "mkdocs.yml no longer lists the page cache hook"
@@ -66,7 +66,7 @@ def test_site_is_byte_identical_with_and_without_the_page_cache(two_builds):
 
 
 def test_shell_fill_is_one_pass_and_pages_with_placeholders_render_normally():
-    from site_gen.render import mkdocs_page_cache as cache
+    from lvlm_atlas.site import mkdocs_page_cache as cache
 
     shell = f"<title>{cache._TITLE}</title><a href='#{cache._ANCHOR}'></a>{cache._CONTENT}"
     values = {cache._TITLE: cache._CONTENT, cache._CONTENT: "<p>x</p>", cache._ANCHOR: "t"}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from site_gen.models import Links
-from site_gen.render import urls
-from site_gen.render.escape import esc, esc_block, safe_href
+from lvlm_atlas.catalog.models import Links
+from lvlm_atlas.site import urls
+from lvlm_atlas.site.escape import esc, esc_block, safe_href
 from tests.site_helpers import XSS_IMG, XSS_MD_LINK, XSS_SCRIPT, built_site
 
 ACTIVE_TAGS = {"iframe", "object", "embed", "frame", "frameset", "applet", "base", "meta"}
@@ -156,8 +156,8 @@ def test_safe_href_quotes_attribute_breakers():
 
 
 def test_renderer_emits_no_link_for_a_non_http_url_even_if_the_schema_were_bypassed(tree):
-    from site_gen.render.build import make_context
-    from site_gen.render.pages.papers import paper_page
+    from lvlm_atlas.site.build import make_context
+    from lvlm_atlas.site.pages.papers import paper_page
 
     paper = tree.catalog.by_id["kvsqueeze"]
     bad_links = Links.model_construct(paper="javascript:alert(1)", pdf="data:text/html,x", code=[],

@@ -1,4 +1,4 @@
-"""`make serve` keeps the served site in step with the catalog (site_gen/render/mkdocs_live_catalog.py):
+"""`make serve` keeps the served site in step with the catalog (lvlm_atlas/site/mkdocs_live_catalog.py):
 a real `mkdocs serve` on a copy of the project regenerates a paper's page after its YAML file is saved,
 keeps the previous pages and stops with the validator's message when a saved file is invalid, and
 recovers once it is fixed."""
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from site_gen import paths
-from site_gen.render import mkdocs_live_catalog as live
+from lvlm_atlas import paths
+from lvlm_atlas.site import mkdocs_live_catalog as live
 from tests.site_helpers import catalog_entries, write_tree
 
 
@@ -90,7 +90,7 @@ def test_hook_leaves_builds_and_other_docs_folders_alone(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_serve_regenerates_pages_when_the_catalog_changes(project, tmp_path):
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1", PYTHONPATH=str(project))
-    gen = subprocess.run([sys.executable, "-m", "site_gen", "build"], cwd=project, capture_output=True, text=True, env=env)
+    gen = subprocess.run([sys.executable, "-m", "lvlm_atlas", "build"], cwd=project, capture_output=True, text=True, env=env)
     assert gen.returncode == 0, gen.stdout + gen.stderr
     port = _free_port()
     log = tmp_path / "serve.log"

@@ -8,12 +8,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from methods import registry  # noqa: E402
-from methods.algorithms.sparsemm import SparseMM, head_budgets  # noqa: E402
-from methods.kv import attention_route  # noqa: E402
-from methods.kv.evict import group_scores  # noqa: E402
-from methods.kv.layers import EvictableLayer  # noqa: E402
-from methods.kv.visual_heads import VisualHeadScores, ocr_token_regions, probe_visual_heads  # noqa: E402
+from lvlm_atlas.methods import registry  # noqa: E402
+from lvlm_atlas.methods.algorithms.sparsemm import SparseMM, head_budgets  # noqa: E402
+from lvlm_atlas.methods.kv import attention_route  # noqa: E402
+from lvlm_atlas.methods.kv.evict import group_scores  # noqa: E402
+from lvlm_atlas.methods.kv.layers import EvictableLayer  # noqa: E402
+from lvlm_atlas.methods.kv.visual_heads import VisualHeadScores, ocr_token_regions, probe_visual_heads  # noqa: E402
 from tests.methods_util import bundle, inputs  # noqa: E402
 
 NEW = 4

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from site_gen.validate import SCHEMA_COMMENT, near_duplicate_titles, validate_catalog
+from lvlm_atlas.catalog.validate import SCHEMA_COMMENT, near_duplicate_titles, validate_catalog
 from tests.catalog_factory import make_catalog, paper_dict, write_paper
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,17 +192,17 @@ def test_method_and_builds_on_must_exist(tmp_path, taxonomy):
     report = validate_catalog(papers, taxonomy, methods_dir)
     msgs = sorted(p.message for p in report.problems)
     assert msgs == ["builds_on 'example-method-9' is not a catalog id",
-                    "method 'no_such_method' has no card methods/cards/no_such_method.yaml"]
+                    "method 'no_such_method' has no card lvlm_atlas/methods/cards/no_such_method.yaml"]
 
 
 def test_cli_exit_codes_and_github_annotations(tmp_path):
     papers = tmp_path / "papers"
     write_paper(papers, paper_dict(1))
-    ok = subprocess.run([sys.executable, "-m", "site_gen", "validate", "--papers", str(papers)],
+    ok = subprocess.run([sys.executable, "-m", "lvlm_atlas", "validate", "--papers", str(papers)],
                         cwd=ROOT, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     write_paper(papers, VALID.replace("bottleneck: [compute]", "bottleneck: [nope]"), "example-method.yaml")
-    bad = subprocess.run([sys.executable, "-m", "site_gen", "validate", "--papers", str(papers)],
+    bad = subprocess.run([sys.executable, "-m", "lvlm_atlas", "validate", "--papers", str(papers)],
                          cwd=ROOT, capture_output=True, text=True, env={"GITHUB_ACTIONS": "true", "PATH": ""})
     assert bad.returncode == 1
     out = bad.stdout.splitlines()

@@ -11,9 +11,9 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
 
 from graph_catalogs import catalog, paper  # noqa: E402
-from site_gen.enrich.store import Store  # noqa: E402
-from site_gen.graph import build_graph  # noqa: E402
-from site_gen.graph_layout import layout  # noqa: E402
+from lvlm_atlas.enrich.store import Store  # noqa: E402
+from lvlm_atlas.graph.citations import build_graph  # noqa: E402
+from lvlm_atlas.graph.layout import layout  # noqa: E402
 
 NODES = ("encoding/vision-encoders", "prefilling/token-compression/attention-guided",
          "decoding/kv-cache-compression/token-level", "system/serving")

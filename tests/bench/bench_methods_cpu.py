@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from methods import harness, presets, registry  # noqa: E402
+from lvlm_atlas.methods import harness, presets, registry  # noqa: E402
 
 
 class Clock:

@@ -3,7 +3,7 @@
 Measures, on the same machine in the same run:
   bare  - mkdocs-material building N one-paragraph pages kept out of the nav (the reference);
   ours  - site generation in a fresh Python process (start, imports, load + validate the catalog, render
-          pages: what `python -m site_gen build` does) plus `mkdocs build`, for synthetic catalogs of
+          pages: what `atlas build` does) plus `mkdocs build`, for synthetic catalogs of
           N and 2N papers.
 Prints the times and the two ratios against the goals: ours(N) <= 1.5 x bare(N) and
 ours(2N) <= 2.2 x ours(N). This machine is shared, so one build can take 50% longer than the same build a
@@ -33,9 +33,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from site_gen.render.mkdocs_config import write_repo_mkdocs_config  # noqa: E402
-from site_gen.render.synthetic import write_synthetic_catalog  # noqa: E402
-from site_gen.taxonomy import load_taxonomy  # noqa: E402
+from lvlm_atlas.site.mkdocs_config import write_repo_mkdocs_config  # noqa: E402
+from lvlm_atlas.site.synthetic import write_synthetic_catalog  # noqa: E402
+from lvlm_atlas.catalog.taxonomy import load_taxonomy  # noqa: E402
 
 ENV = dict(os.environ, NO_MKDOCS_2_WARNING="1")
 
@@ -92,14 +92,14 @@ def write_ours(work: Path, n: int) -> Path:
     return write_repo_mkdocs_config(work / "mkdocs.yml", work / "docs", work / "site")
 
 
-# What `python -m site_gen build` does, on the benchmark's folders, in a fresh interpreter: the time
+# What `atlas build` does, on the benchmark's folders, in a fresh interpreter: the time
 # includes starting Python and importing the generator, as it does for a user.
 GENERATE = """
 import json, sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from site_gen.catalog import load_catalog
-from site_gen.render import build_site
+from lvlm_atlas.catalog.loader import load_catalog
+from lvlm_atlas.site import build_site
 t1 = time.perf_counter()
 work = Path(sys.argv[1])
 catalog = load_catalog(work / "catalog" / "papers")

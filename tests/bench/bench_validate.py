@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from site_gen.taxonomy import load_taxonomy  # noqa: E402
-from site_gen.validate import validate_catalog  # noqa: E402
+from lvlm_atlas.catalog.taxonomy import load_taxonomy  # noqa: E402
+from lvlm_atlas.catalog.validate import validate_catalog  # noqa: E402
 from tests.catalog_factory import make_catalog  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-/* Interactive citation graph (LVLM Atlas). Reads the JSON written by site_gen/graph_site.py and draws
+/* Interactive citation graph (LVLM Atlas). Reads the JSON written by lvlm_atlas/site/pages/graph.py and draws
  * it with the vendored Cytoscape.js at the positions computed at build time (no layout in the
  * browser, so thousands of nodes stay smooth). Data only ever reaches the page through textContent or
  * Cytoscape's canvas; nothing from the data is parsed as HTML. Without JavaScript, the static SVG in

@@ -1,0 +1,83 @@
+"""Run one request with one method (or `none`) and print the answer and its stats."""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from lvlm_atlas.cli._common import add_model_options, parse_budget, parse_params
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("method", help="registered method name (see `atlas list`), or `none`")
+    parser.add_argument("--model", default="tiny-llava", help="preset (tiny-llava, llava-1.5-7b@random, ...) or hub id")
+    parser.add_argument("--image", required=True, help="path of the input image")
+    parser.add_argument("--prompt", required=True, help="the question / instruction")
+    parser.add_argument("--budget", default=None, help="visual tokens kept (e.g. 64) or a fraction (e.g. 0.25)")
+    parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
+    parser.add_argument("--compare", action="store_true", help="also run the unmodified model and report agreement")
+    parser.add_argument("--json", action="store_true", help="print the stats as JSON")
+    add_model_options(parser)
+
+
+def _fmt_ms(seconds) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def run(args) -> int:
+    from PIL import Image
+
+    from lvlm_atlas.methods import harness, presets, registry
+
+    path = Path(args.image)
+    if not path.is_file():
+        print(f"error: image {path} does not exist")
+        return 2
+    params = parse_params(args.param)
+    budget = parse_budget(args.budget)
+    if budget is not None:
+        params["budget"] = budget
+    method = None
+    if args.method != "none":
+        try:
+            method = registry.create(args.method, **params)
+        except (KeyError, TypeError) as exc:
+            print(f"error: {exc}")
+            return 2
+    bundle = presets.load(args.model, device=args.device, dtype=args.dtype, attn=args.attn)
+    inputs = bundle.inputs(Image.open(path), args.prompt)
+    base = None
+    if args.compare and method is not None:
+        base = harness.greedy_generate(bundle.model, inputs, args.max_new_tokens, bundle.eos_token_id, args.device)
+    ctx = method.apply(bundle.model) if method is not None else contextlib.nullcontext()
+    with ctx as session:
+        res = harness.greedy_generate(bundle.model, inputs, args.max_new_tokens, bundle.eos_token_id, args.device)
+    stats = session.last if session is not None else None
+    n_vis = int((inputs["input_ids"] == bundle.model.config.image_token_id).sum())
+    out = {
+        "answer": bundle.decode(res.tokens),
+        "method": args.method, "params": {k: v for k, v in (method.params() if method else {}).items()},
+        "model": args.model, "attention_backend": bundle.attn_implementation, "device": args.device,
+        "visual_tokens_before": stats.visual_before if stats else n_vis,
+        "visual_tokens_after": stats.visual_after if stats else n_vis,
+        "ttft_ms": res.ttft_s * 1000, "tpot_ms": None if res.tpot_s is None else res.tpot_s * 1000,
+        "prefill_ms": res.prefill_llm_s * 1000,
+        "method_overhead_ms": (stats.method_overhead_s * 1000) if stats else 0.0,
+        "peak_memory_bytes": res.peak_memory_bytes, "kv_cache_bytes": res.kv_cache_bytes,
+    }
+    if base is not None:
+        out.update(harness.agreement(base, res))
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    print(f"answer: {out['answer']!r}")
+    print(f"method: {args.method} {out['params']}")
+    print(f"model: {args.model} (attention: {bundle.attn_implementation}, device: {args.device})")
+    print(f"visual tokens: {out['visual_tokens_before']} -> {out['visual_tokens_after']}")
+    print(f"TTFT: {_fmt_ms(res.ttft_s)}  TPOT: {_fmt_ms(res.tpot_s)}  LLM prefill: {_fmt_ms(res.prefill_llm_s)}  "
+          f"method overhead: {out['method_overhead_ms']:.2f} ms")
+    print(f"peak memory: {res.peak_memory_bytes / 2**20:.1f} MiB  KV cache: {res.kv_cache_bytes / 2**20:.2f} MiB")
+    if base is not None:
+        print(f"agreement with the unmodified model: greedy match {out['greedy_match']:.3f}, "
+              f"first-token KL {out['first_token_kl']:.4g}")
+    return 0

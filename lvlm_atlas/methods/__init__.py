@@ -1,0 +1,37 @@
+"""Executable LVLM efficient-inference methods (visual-token compression, and KV/decoding methods).
+
+Importing this package does NOT import torch; submodules that need torch import it themselves.
+
+How a method plugs in
+---------------------
+1. Write one module (e.g. ``methods/algorithms/mymethod.py``) with one ``@dataclass`` subclass of
+   ``methods.base.Method``. Its dataclass fields are its parameters (paper defaults as defaults).
+   Set the class attributes ``stage`` (a ``methods.stages.Stage``) and ``needs`` (signals it uses,
+   e.g. ``{"vision_attention"}``), and register it: ``@register("mymethod")`` from
+   ``methods.registry`` (built-ins are also listed in ``registry.BUILTIN`` so they can be listed
+   without importing torch).
+2. Implement the hook that matches the stage:
+   * ``vision`` / ``pre_llm``: ``select(ctx: PrefillContext) -> Selection`` -- choose which visual
+     tokens survive (indices into the request's visual tokens) and optionally new embeddings for them.
+     The framework physically removes the others before the first decoder layer and keeps the
+     survivors' original position ids (1-D RoPE or Qwen2-VL 3-D M-RoPE).
+   * ``in_llm``: ``prune_layers(num_layers) -> list[int]`` and ``select_in_llm(ctx: LayerContext)
+     -> Selection``; ``ctx.received(rows)`` / ``ctx.mass_to(rows, cols)`` score with the previous
+     layer's attention, recomputed for just the query rows you need from its q/k projections and
+     rotary embedding by the attention-score kernel (Triton on CUDA; the model stays on SDPA /
+     flash-attn); ``ctx.attention(rows)`` gives the probability rows themselves. Subclass
+     ``methods.base.AttentionGuidedMethod`` to get the ``score_backend`` parameter.
+   * ``kv`` / ``cache`` / ``decode``: override ``install(session)`` and register hooks through
+     ``session.add_forward_hook`` / ``session.add_forward_pre_hook`` (removed automatically when
+     the context exits, also on exceptions); ``session.adapter`` exposes the decoder layers,
+     attention modules, vision tower, projector and image-token id of any supported model.
+3. Use it: ``with method.apply(model) as session: model.generate(**inputs)``; after a request
+   ``session.last`` holds the TokenLayout and selections (visual tokens before/after, overhead).
+4. Add a method card ``lvlm_atlas/methods/cards/<name>.yaml`` (format in INTERFACES.md).
+"""
+from __future__ import annotations
+
+from lvlm_atlas.methods.registry import create, get, load_card, load_cards, names, register
+from lvlm_atlas.methods.stages import Stage
+
+__all__ = ["Stage", "create", "get", "load_card", "load_cards", "names", "register"]

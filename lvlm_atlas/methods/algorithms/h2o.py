@@ -1,0 +1,43 @@
+"""H2O (Zhang et al., NeurIPS 2023): heavy hitters by accumulated attention plus recent entries, updated every step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lvlm_atlas.methods.kv.evict import group_scores, topk_keep
+from lvlm_atlas.methods.registry import register
+from lvlm_atlas.methods.kv.method import KVMethod, window_force
+
+
+@register("h2o")
+@dataclass
+class H2O(KVMethod):
+    """Each KV head keeps the ``recent_ratio`` share of its budget as the most recent entries and the
+    rest as the entries with the largest attention accumulated over every query so far (prompt
+    queries at prefill, then each generated token's query). Query heads of a GQA group add up.
+    """
+
+    recent_ratio: float = 0.5
+
+    decode_time = True
+
+    def _evict(self, ctx) -> None:
+        layer = ctx.layer
+        capacity = self.capacity(layer.seen)
+        if layer.held <= capacity:
+            return
+        recent = min(capacity, int(round(capacity * self.recent_ratio)))
+        force = window_force(layer.held, recent, layer.keys.device)
+        layer.keep(topk_keep(layer.scores, capacity, force))
+
+    def on_prefill(self, ctx) -> None:
+        scores = ctx.attention_to_held()  # every prompt query
+        ctx.layer.scores = group_scores(scores, ctx.num_kv_heads, "sum")
+        self._evict(ctx)
+
+    def on_decode(self, ctx) -> None:
+        last = torch.tensor([ctx.q_len - 1], device=ctx.hidden.device)
+        ctx.layer.scores = ctx.layer.scores + group_scores(ctx.attention_to_held(last), ctx.num_kv_heads, "sum")
+        self._evict(ctx)

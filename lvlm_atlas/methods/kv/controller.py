@@ -1,0 +1,318 @@
+"""Attach a KV-cache policy to a loaded model through forward hooks (no library class is patched).
+
+Three kinds of hooks, all removed on ``close()``:
+
+1. a pre-hook on the top-level model records the request (which prompt positions are visual) when a
+   prefill starts;
+2. a pre-hook on the decoder stack swaps the layers of the (empty) ``Cache`` that ``generate`` passes
+   for :class:`~methods.kv.layers.EvictableLayer` objects (or creates such a cache if none was given);
+3. a post-hook on every decoder self-attention module hands the policy a :class:`KVLayerContext`
+   after that layer has attended (so the prefill itself always sees the full context), and a
+   post-hook on the decoder stack lets layer-budget policies finish and the quantized cache flush.
+
+Attention scores come from :func:`kernels.attention_scores.accumulated_attention` on the keys actually
+held in the cache and the queries re-projected for just the rows a policy asks for; the model keeps
+running on its own SDPA / flash attention.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from transformers.cache_utils import Cache, DynamicCache
+
+from lvlm_atlas.kernels.attention_scores import accumulated_attention
+from lvlm_atlas.methods.kv.attention_route import KVAttentionRoute
+from lvlm_atlas.methods.kv.layers import EvictableLayer, QuantizedEvictableLayer
+
+
+@dataclass
+class QuantSpec:
+    """KIVI storage settings for every layer of the cache."""
+
+    bits: int = 2
+    group: int = 32
+    residual: int = 32
+    backend: str = "auto"
+    fused_decode: bool = True  # decode steps attend on the packed cache (methods.kv.attention_route)
+
+
+@dataclass
+class KVRequest:
+    """What a policy knows about the current request."""
+
+    prompt_len: int
+    is_visual: torch.Tensor | None  # (B, prompt_len) bool, or None when no image tokens are known
+    num_layers: int
+    stats: dict = field(default_factory=dict)  # policy scratch space for this request
+
+
+@dataclass
+class KVLayerContext:
+    """One decoder layer right after its attention ran (prefill or one decode step)."""
+
+    layer_idx: int
+    layer: EvictableLayer
+    attn: nn.Module
+    hidden: torch.Tensor  # (B, q, D) input of the attention module (post input-norm)
+    position_embeddings: tuple[torch.Tensor, torch.Tensor]
+    request: KVRequest
+    phase: str  # "prefill" or "decode"
+    score_backend: str = "auto"
+
+    @property
+    def num_layers(self) -> int:
+        return self.request.num_layers
+
+    @property
+    def q_len(self) -> int:
+        return int(self.hidden.shape[1])
+
+    @property
+    def num_kv_heads(self) -> int:
+        return int(self.layer.keys.shape[1])
+
+    def queries(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rotary-embedded queries ``(B, Hq, len(rows), D)`` of the given rows of this forward."""
+        attn = self.attn
+        if getattr(attn, "q_norm", None) is not None:
+            raise NotImplementedError(f"{type(attn).__name__} normalises queries; query re-projection does not support it")
+        hd = attn.head_dim
+        B = self.hidden.shape[0]
+        q = attn.q_proj(self.hidden[:, rows]).view(B, rows.numel(), -1, hd).transpose(1, 2)
+        cos, sin = self.position_embeddings
+        cos, sin = cos[:, rows].unsqueeze(1), sin[:, rows].unsqueeze(1)
+        half = hd // 2
+        rotated = torch.cat((-q[..., half:], q[..., :half]), dim=-1)
+        return q * cos + rotated * sin
+
+    def attention_to_held(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Per held entry, the attention mass ``(B, Hq, held)`` it receives from the query ``rows``
+        (default: every row of this forward), causal, computed by the score kernel."""
+        if rows is None:
+            rows = torch.arange(self.q_len, device=self.hidden.device)
+        held = self.layer.held
+        keys, _ = self.layer.full_precision_kv()
+        q = self.queries(rows)
+        q_positions = held - self.q_len + rows
+        return accumulated_attention(q, keys, q_positions=q_positions, scale=float(self.attn.scaling),
+                                     backend=self.score_backend)
+
+    def visual_held(self) -> torch.Tensor | None:
+        """``(B, Hkv, held)`` bool: which held entries are image tokens (None if unknown)."""
+        vis = self.request.is_visual
+        if vis is None:
+            return None
+        pos = self.layer.positions
+        inside = pos < vis.shape[1]
+        flags = vis.unsqueeze(1).expand(-1, pos.shape[1], -1).gather(-1, pos.clamp_max(vis.shape[1] - 1))
+        return flags & inside
+
+
+class KVPolicy:
+    """What a KV method implements. Hooks edit ``ctx.layer`` in place (``keep``, ``replace``)."""
+
+    decode_time: bool = False  # True if the policy also evicts while decoding
+    ragged_heads: bool = False  # True if heads of a layer keep different numbers of entries (needs the route)
+
+    def begin_request(self, request: KVRequest) -> None:
+        """A new prefill starts."""
+
+    def on_prefill(self, ctx: KVLayerContext) -> None:
+        """Layer ``ctx.layer_idx`` holds the whole prompt and has attended."""
+
+    def end_prefill(self, layers: list[EvictableLayer], request: KVRequest) -> None:
+        """Every layer has seen the prompt (policies that allocate across layers act here)."""
+
+    def on_decode(self, ctx: KVLayerContext) -> None:
+        """One generated token has been appended to layer ``ctx.layer_idx`` and attended."""
+
+
+def language_model_of(model: nn.Module) -> nn.Module:
+    """The decoder stack of an LVLM (``model.model.language_model``) or of a causal LM (``model.model``)."""
+    inner = getattr(model, "model", None)
+    lm = getattr(inner, "language_model", None) or inner
+    if lm is None or not hasattr(lm, "layers"):
+        raise TypeError(f"cannot find the decoder layers of {type(model).__name__}")
+    return lm
+
+
+class KVController:
+    """Installs a :class:`KVPolicy` (and optionally KIVI storage) on a model; use as a context manager."""
+
+    def __init__(self, model: nn.Module, policy: KVPolicy, quant: QuantSpec | None = None,
+                 score_backend: str = "auto",
+                 register: Callable[..., object] | None = None,
+                 on_overhead: Callable[[float], None] | None = None):
+        self.model = model
+        self.policy = policy
+        self.quant = quant
+        self.score_backend = score_backend
+        self.lm = language_model_of(model)
+        self.num_layers = len(self.lm.layers)
+        self.request: KVRequest | None = None
+        self.cache: Cache | None = None
+        self._handles: list = []
+        self._register = register
+        self._on_overhead = on_overhead
+        self.overhead_s = 0.0  # time spent in policy hooks (scoring, selection, merging, quantizing)
+        self.fused: KVAttentionRoute | None = None  # set while the packed-cache decode attention is routed
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def open(self) -> "KVController":
+        if self.quant is not None and self.policy.decode_time:
+            raise ValueError(
+                f"{type(self.policy).__name__} evicts while decoding, but quantized entries cannot be evicted; "
+                "combine the quantized cache with a prefill-time method (snapkv, pyramidkv, look_m, vl_cache)"
+            )
+        ragged = bool(getattr(self.policy, "ragged_heads", False))
+        if ragged or (self.quant is not None and self.quant.fused_decode):
+            backend = self.quant.backend if self.quant is not None else "auto"
+            fused_decode = self.quant is not None and self.quant.fused_decode
+            route = KVAttentionRoute(self.model, self.lm, self._cache_layer, backend=backend,
+                                         fused_decode=fused_decode)
+            if route.supported() or ragged:   # per-head budgets cannot be honoured without it: open() explains
+                self.fused = route.open()
+        self._hook(self.model, self._on_model_pre, pre=True)
+        self._hook(self.lm, self._on_lm_pre, pre=True)
+        self._hook(self.lm, self._on_lm_post, pre=False)
+        for layer in self.lm.layers:
+            self._hook(layer.self_attn, self._on_attention_post, pre=False)
+        return self
+
+    def close(self) -> None:
+        while self._handles:
+            self._handles.pop().remove()
+        if self.fused is not None:
+            self.fused.close()
+            self.fused = None
+
+    def _cache_layer(self, layer_idx: int):
+        cache = self.cache
+        if cache is None or layer_idx >= len(cache.layers):
+            return None
+        return cache.layers[layer_idx]
+
+    def __enter__(self) -> "KVController":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _hook(self, module: nn.Module, fn, pre: bool) -> None:
+        if self._register is not None:
+            handle = self._register(module, fn, pre)
+        elif pre:
+            handle = module.register_forward_pre_hook(fn, with_kwargs=True)
+        else:
+            handle = module.register_forward_hook(fn, with_kwargs=True)
+        if handle is not None:
+            self._handles.append(handle)
+
+    @contextlib.contextmanager
+    def _timed(self, ref: torch.Tensor | None):
+        sync = isinstance(ref, torch.Tensor) and ref.is_cuda
+        if sync:
+            torch.cuda.synchronize(ref.device)
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if sync:
+                torch.cuda.synchronize(ref.device)
+            dt = time.perf_counter() - t0
+            self.overhead_s += dt
+            if self._on_overhead is not None:
+                self._on_overhead(dt)
+
+    # -- cache ----------------------------------------------------------------------------------
+    def new_layer(self) -> EvictableLayer:
+        if self.quant is None:
+            return EvictableLayer()
+        q = self.quant
+        return QuantizedEvictableLayer(bits=q.bits, group=q.group, residual=q.residual, backend=q.backend,
+                                       defer_dequant=self.fused is not None and self.fused.fused_decode)
+
+    def _install_layers(self, cache: Cache) -> None:
+        cache.layers = [self.new_layer() for _ in range(self.num_layers)]
+        cache.layer_class_to_replicate = None
+        self.cache = cache
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def _on_model_pre(self, module, args, kwargs):
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        pkv = kwargs.get("past_key_values")
+        if input_ids is None or (isinstance(pkv, Cache) and pkv.get_seq_length() > 0):
+            return None
+        image_token_id = getattr(getattr(self.model, "config", None), "image_token_id", None)
+        is_visual = (input_ids == image_token_id) if image_token_id is not None else None
+        self.request = KVRequest(int(input_ids.shape[1]), is_visual, self.num_layers)
+        self.policy.begin_request(self.request)
+        return None
+
+    def _on_lm_pre(self, module, args, kwargs):
+        pkv = kwargs.get("past_key_values")
+        if isinstance(pkv, Cache):
+            if pkv.get_seq_length() == 0 and not all(isinstance(l, EvictableLayer) for l in pkv.layers[: self.num_layers] or [None]):
+                self._install_layers(pkv)
+            elif pkv.get_seq_length() == 0:
+                self.cache = pkv
+            return None
+        use_cache = kwargs.get("use_cache")
+        if use_cache is None:
+            use_cache = getattr(module.config, "use_cache", True)
+        if pkv is None and use_cache:
+            cache = DynamicCache()
+            self._install_layers(cache)
+            kwargs["past_key_values"] = cache
+            return args, kwargs
+        return None
+
+    def _on_attention_post(self, module, args, kwargs, output):
+        pkv = kwargs.get("past_key_values")
+        if not isinstance(pkv, Cache) or module.layer_idx >= len(pkv.layers):
+            return None
+        layer = pkv.layers[module.layer_idx]
+        if not isinstance(layer, EvictableLayer):
+            return None
+        hidden = kwargs.get("hidden_states", args[0] if args else None)
+        q = int(hidden.shape[1])
+        if layer.seen == q and q > 0:
+            phase = "prefill"
+            if self.request is None or self.request.prompt_len != q:
+                self.request = KVRequest(q, None, self.num_layers)
+                self.policy.begin_request(self.request)
+        elif q == 1:
+            phase = "decode"
+        else:
+            return None  # a multi-token continuation: held as is (policies act on prefill and single steps)
+        ctx = KVLayerContext(module.layer_idx, layer, module, hidden, kwargs["position_embeddings"],
+                             self.request, phase, self.score_backend)
+        with self._timed(hidden), torch.no_grad():
+            if phase == "prefill":
+                self.policy.on_prefill(ctx)
+            else:
+                self.policy.on_decode(ctx)
+        return None
+
+    def _on_lm_post(self, module, args, kwargs, output):
+        cache = self.cache
+        if cache is None or self.request is None:
+            return None
+        layers = [l for l in cache.layers if isinstance(l, EvictableLayer)]
+        if not layers:
+            return None
+        hidden = kwargs.get("inputs_embeds")
+        q = int(hidden.shape[1]) if isinstance(hidden, torch.Tensor) else None
+        if q is not None and q > 1 and layers[0].seen == q:
+            with self._timed(hidden), torch.no_grad():
+                self.policy.end_prefill(layers, self.request)
+                for layer in layers:
+                    if isinstance(layer, QuantizedEvictableLayer):
+                        layer.flush()
+        return None

@@ -1,0 +1,425 @@
+"""Session: the hooks that attach one Method to one model, and the per-request state they share.
+
+Hook points (all public module boundaries, registered with `register_forward_pre_hook(with_kwargs=True)`):
+  * the multimodal base model (e.g. LlavaModel): sees input_ids -> builds the request's TokenLayout;
+  * the decoder stack (language_model): for `vision`/`pre_llm` methods, physically removes visual rows
+    from inputs_embeds and slices position ids / attention mask (kept tokens keep their original
+    positions, 1-D or 3-D M-RoPE); during decoding it re-indexes the 2-D mask and continues positions;
+  * decoder layers >= the first pruning layer (for `in_llm` methods): prune at the input of the chosen
+    layers and slice the per-layer rotary cos/sin, position ids and masks to the surviving rows;
+  * the previous layer's self-attention (capture only) so that attention rows can be recomputed.
+Every handle is removed in `close()`, which `Method.apply` calls in a `finally` block.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from lvlm_atlas.methods.adapters import ModelAdapter
+from lvlm_atlas.methods.base import LayerContext, Method, PrefillContext, Selection, resolve_budget
+from lvlm_atlas.methods.layout import TokenLayout
+from lvlm_atlas.methods.signals import llm_attention_mass, llm_attention_received, llm_attention_rows
+from lvlm_atlas.methods.stages import Stage
+
+
+@dataclass
+class RequestStats:
+    visual_before: int = 0
+    visual_after: int = 0
+    method_overhead_s: float = 0.0
+    kept: dict[str, torch.Tensor] = field(default_factory=dict)   # stage/layer -> kept original positions
+    visual_per_layer: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Request:
+    layout: TokenLayout | None
+    stats: RequestStats
+    mm_kwargs: dict
+    phase: str = "prefill"
+    lm_len: int = 0                         # sequence length at the decoder input before pruning
+    pre_keep: torch.Tensor | None = None    # kept positions (pre-LLM pruning)
+    pre_replace: tuple[torch.Tensor, torch.Tensor] | None = None
+    next_pos: torch.Tensor | None = None
+    cur_index: torch.Tensor | None = None   # in-LLM: original rows currently present
+    layer_rows: dict[int, torch.Tensor] = field(default_factory=dict)
+    layer_keep: dict[int, torch.Tensor] = field(default_factory=dict)
+    layer_replace: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    attn_inputs: dict[int, tuple[torch.Tensor, Any]] = field(default_factory=dict)
+
+
+def _past_len(kwargs: dict) -> int:
+    pkv = kwargs.get("past_key_values")
+    return int(pkv.get_seq_length()) if pkv is not None else 0
+
+
+def _sync(t: torch.Tensor) -> None:
+    if t.is_cuda:
+        torch.cuda.synchronize(t.device)
+
+
+class Session:
+    """Created by `Method.apply(model)`; `last` holds the stats of the most recent request."""
+
+    def __init__(self, model, method: Method):
+        self.model = model
+        self.method = method
+        self.adapter = ModelAdapter.of(model)
+        self._handles: list = []
+        self._cleanups: list[Callable[[], None]] = []
+        self._req: _Request | None = None
+        self._frozen: _Request | None = None
+        self.last: RequestStats | None = None
+        self.generator = torch.Generator(device="cpu")
+        self._prune_layers: list[int] = []
+        self.vision_capture: tuple | None = None   # latest vision-attention input (vision_signals)
+        self.vision_grid = None                     # Qwen2.5-VL grid_thw (vision_signals)
+
+    # --- hook management (also for kv/cache/decode methods) -----------------------------------------
+    def add_forward_pre_hook(self, module, fn: Callable, with_kwargs: bool = True):
+        h = module.register_forward_pre_hook(fn, with_kwargs=with_kwargs)
+        self._handles.append(h)
+        return h
+
+    def add_forward_hook(self, module, fn: Callable, with_kwargs: bool = False):
+        h = module.register_forward_hook(fn, with_kwargs=with_kwargs)
+        self._handles.append(h)
+        return h
+
+    def add_cleanup(self, fn: Callable[[], None]) -> None:
+        """Run `fn` when the session closes (after its hooks are removed; last added runs first)."""
+        self._cleanups.append(fn)
+
+    @property
+    def active_hooks(self) -> int:
+        return len(self._handles)
+
+    def open(self) -> None:
+        try:
+            m, a = self.method, self.adapter
+            self.add_forward_pre_hook(a.mm, self._on_mm)
+            self.add_forward_pre_hook(a.language_model, self._on_lm)
+            if m.stage == Stage.IN_LLM:
+                layers = sorted(set(m.prune_layers(a.num_layers)))
+                bad = [l for l in layers if not 1 <= l < a.num_layers]
+                if not layers or bad:
+                    raise ValueError(f"{m.name}: pruning layers must lie in 1..{a.num_layers - 1} for this model "
+                                     f"({a.num_layers} layers); got {layers}")
+                self._prune_layers = layers
+                for l in range(layers[0], a.num_layers):
+                    self.add_forward_pre_hook(a.layers[l], self._make_layer_hook(l))
+                for l in layers:
+                    self.add_forward_pre_hook(a.attention(l - 1), self._make_attn_capture(l - 1))
+            if "vision_attention" in m.needs:
+                from lvlm_atlas.methods import vision_signals
+
+                vision_signals.install(self)
+            m.install(self)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        while self._handles:
+            self._handles.pop().remove()
+        while self._cleanups:
+            self._cleanups.pop()()
+        self.vision_capture = None
+        self.vision_grid = None
+        if self._req is not None:
+            self._req.attn_inputs.clear()
+
+    def freeze(self) -> None:
+        """Reuse the last request's selection (and merged vectors) for the next prefills, e.g. to recompute
+        a longer sequence (prompt + generated tokens) without a cache and compare with cached decoding."""
+        if self._req is None:
+            raise RuntimeError("freeze() needs a completed request to freeze")
+        self._frozen = self._req
+
+    def unfreeze(self) -> None:
+        self._frozen = None
+
+    @property
+    def request(self) -> _Request | None:
+        return self._req
+
+    # --- multimodal base model: new request -> layout ------------------------------------------------
+    def _on_mm(self, module, args, kwargs):
+        if _past_len(kwargs) > 0:
+            if self._req is not None:
+                self._req.phase = "decode"
+            return None
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        if input_ids is None:
+            raise ValueError(f"{self.method.name}: pass input_ids (not inputs_embeds) so the visual tokens can be located")
+        if input_ids.shape[0] != 1 and not self.method.supports_batch:
+            raise NotImplementedError(f"{self.method.name} supports batch size 1 only (got {input_ids.shape[0]}); "
+                                      "run one request at a time")
+        layout = None
+        # TokenLayout describes one request; batch-capable (kv/cache/decode) methods run without it
+        if input_ids.shape[0] == 1 and bool((input_ids == self.adapter.image_token_id).any()):
+            layout = self.adapter.layout(input_ids, kwargs)
+        stats = RequestStats(visual_before=layout.n_visual if layout else 0,
+                             visual_after=layout.n_visual if layout else 0)
+        mm_kwargs = {k: kwargs.get(k) for k in ("image_sizes", "image_grid_thw") if kwargs.get(k) is not None}
+        self._req = _Request(layout=layout, stats=stats, mm_kwargs=mm_kwargs)
+        self.last = stats
+        return None
+
+    # --- decoder stack entry: pre-LLM pruning and decode re-indexing ---------------------------------
+    def _on_lm(self, module, args, kwargs):
+        req = self._req
+        if req is None or req.layout is None or req.layout.n_visual == 0:
+            return None
+        if _past_len(kwargs) == 0:
+            req.phase = "prefill"
+            embeds = kwargs.get("inputs_embeds")
+            if embeds is None:
+                raise ValueError("expected inputs_embeds at the decoder input (multimodal models merge them)")
+            req.lm_len = int(embeds.shape[1])
+            req.cur_index = None
+            if self.method.stage.prunes_before_llm:
+                return args, self._prune_prefill(req, kwargs)
+            return None
+        req.phase = "decode"
+        if req.pre_keep is not None:
+            return args, self._reindex_decode(req, kwargs)
+        return None
+
+    def _prune_prefill(self, req: _Request, kwargs: dict):
+        embeds = kwargs["inputs_embeds"]
+        L = embeds.shape[1]
+        layout = req.layout
+        frozen = self._frozen
+        dev = embeds.device
+        if frozen is not None and frozen.pre_keep is not None:
+            if L < frozen.lm_len:
+                raise ValueError("a frozen selection can only be replayed on a sequence that extends the original")
+            keep_seq = torch.cat([frozen.pre_keep, torch.arange(frozen.lm_len, L, device=dev)])
+            replace = frozen.pre_replace
+            n_kept = frozen.stats.visual_after
+        else:
+            n = layout.n_visual
+            k = resolve_budget(self.method.budget, n)
+            if k >= n:
+                return kwargs  # no-op budget: the model runs untouched
+            ctx = PrefillContext(layout=layout, inputs_embeds=embeds, keep=k, generator=self._seeded(),
+                                 vision=self._vision_signals(req), family=self.adapter.family)
+            _sync(embeds)
+            t0 = time.perf_counter()
+            sel = self.method.select(ctx)
+            keep = self._check(sel, n, k).to(dev)
+            order = torch.argsort(keep)
+            keep_vis = keep[order]
+            pos_vis = layout.visual_index.to(dev)[keep_vis]
+            replace = None
+            if sel.embeds is not None:
+                replace = (pos_vis, sel.embeds[order].to(embeds.dtype))
+            keep_seq = torch.sort(torch.cat([layout.text_index.to(dev), pos_vis])).values
+            _sync(embeds)
+            req.stats.method_overhead_s += time.perf_counter() - t0
+            n_kept = k
+        if replace is not None:
+            embeds = embeds.clone()
+            embeds[0, replace[0]] = replace[1]
+        kwargs["inputs_embeds"] = embeds[:, keep_seq]
+        pos = kwargs.get("position_ids")
+        if pos is None:
+            pos = torch.arange(L, device=dev)[keep_seq].unsqueeze(0)
+        else:
+            pos = pos[..., keep_seq]
+        kwargs["position_ids"] = pos
+        am = kwargs.get("attention_mask")
+        if am is None:
+            kwargs["attention_mask"] = torch.ones(1, keep_seq.numel(), dtype=torch.long, device=dev)
+        elif torch.is_tensor(am) and am.dim() == 2:
+            kwargs["attention_mask"] = am[:, keep_seq]
+        else:
+            raise NotImplementedError("pre-LLM pruning needs a 2-D attention_mask (or none); got a prepared mask")
+        req.pre_keep, req.pre_replace, req.lm_len = keep_seq, replace, L
+        req.next_pos = pos.amax(dim=-1) + 1
+        req.stats.visual_after = n_kept
+        req.stats.kept["pre_llm"] = keep_seq[layout.is_visual.to(dev)[keep_seq]]
+        return kwargs
+
+    def _reindex_decode(self, req: _Request, kwargs: dict):
+        q = kwargs["inputs_embeds"].shape[1]
+        dev = kwargs["inputs_embeds"].device
+        am = kwargs.get("attention_mask")
+        if torch.is_tensor(am) and am.dim() == 2 and am.shape[1] >= req.lm_len:
+            kwargs["attention_mask"] = torch.cat([am[:, req.pre_keep], am[:, req.lm_len:]], dim=1)
+        elif am is not None and not (torch.is_tensor(am) and am.dim() == 2):
+            raise NotImplementedError("decoding after pre-LLM pruning needs a 2-D attention_mask (or none)")
+        steps = torch.arange(q, device=dev)
+        pos = req.next_pos.unsqueeze(-1) + steps
+        given = kwargs.get("position_ids")
+        if given is not None and given.dim() == 3 and pos.dim() == 3 and given.shape[0] != pos.shape[0]:
+            pos = pos[-given.shape[0]:]
+        kwargs["position_ids"] = pos
+        req.next_pos = req.next_pos + q
+        return kwargs
+
+    # --- in-LLM pruning -------------------------------------------------------------------------------
+    def _make_attn_capture(self, layer: int):
+        def hook(module, args, kwargs):
+            req = self._req
+            if req is not None and req.layout is not None and req.phase == "prefill":
+                hidden = kwargs.get("hidden_states", args[0] if args else None)
+                req.attn_inputs[layer] = (hidden, kwargs.get("position_embeddings"))
+            return None
+
+        return hook
+
+    def _make_layer_hook(self, layer: int):
+        def hook(module, args, kwargs):
+            req = self._req
+            if req is None or req.layout is None or req.layout.n_visual == 0:
+                return None
+            if req.phase == "prefill":
+                return self._layer_prefill(layer, req, args, kwargs)
+            return self._layer_decode(layer, req, args, kwargs)
+
+        return hook
+
+    def _layer_prefill(self, layer: int, req: _Request, args, kwargs):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        dev = hidden.device
+        T = req.lm_len
+        if req.cur_index is None:
+            req.cur_index = torch.arange(hidden.shape[1], device=dev)
+        if layer in self._prune_layers:
+            hidden = self._prune_at_layer(layer, req, hidden)
+            req.attn_inputs.pop(layer - 1, None)
+        cur = req.cur_index
+        req.layer_rows[layer] = cur
+        if args:
+            args = (hidden,) + tuple(args[1:])
+        else:
+            kwargs["hidden_states"] = hidden
+        if cur.numel() == T:
+            return args, kwargs
+        pe = kwargs.get("position_embeddings")
+        if pe is not None:
+            kwargs["position_embeddings"] = tuple(x[..., cur, :] for x in pe)
+        pid = kwargs.get("position_ids")
+        if torch.is_tensor(pid):
+            kwargs["position_ids"] = pid[..., cur]
+        kwargs["attention_mask"] = self._slice_mask(kwargs.get("attention_mask"), cur, cur)
+        return args, kwargs
+
+    def _prune_at_layer(self, layer: int, req: _Request, hidden: torch.Tensor) -> torch.Tensor:
+        dev = hidden.device
+        cur = req.cur_index
+        is_vis = req.layout.is_visual.to(dev)
+        frozen = self._frozen
+        if frozen is not None and layer in frozen.layer_keep:
+            orig = frozen.layer_keep[layer]
+            new_cur = torch.cat([orig, torch.arange(frozen.lm_len, req.lm_len, device=dev)])
+            rows = torch.searchsorted(cur, new_cur)
+            rep = frozen.layer_replace.get(layer)
+            if rep is not None:
+                hidden = hidden.clone()
+                hidden[0, torch.searchsorted(cur, rep[0])] = rep[1]
+            req.cur_index = new_cur
+            return hidden[:, rows]
+        visual_rows = is_vis[cur].nonzero().squeeze(1)
+        stage_index = self._prune_layers.index(layer)
+        k = self.method.keep_at(stage_index, visual_rows.numel(), req.layout.n_visual)
+        k = min(k, visual_rows.numel())
+        if k >= visual_rows.numel():
+            req.stats.visual_per_layer[layer] = int(visual_rows.numel())
+            return hidden
+        cap = req.attn_inputs.get(layer - 1)
+        attn_mod = self.adapter.attention(layer - 1)
+
+        backend = getattr(self.method, "score_backend", "auto")
+
+        def captured():
+            if cap is None:
+                raise RuntimeError(f"no captured input for layer {layer - 1} attention")
+            return cap
+
+        def attention(rows: torch.Tensor) -> torch.Tensor:
+            return llm_attention_rows(attn_mod, *captured(), rows.to(dev))[0]
+
+        def received(rows: torch.Tensor) -> torch.Tensor:
+            return llm_attention_received(attn_mod, *captured(), rows.to(dev), backend=backend)[0]
+
+        def mass_to(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+            return llm_attention_mass(attn_mod, *captured(), rows.to(dev), cols.to(dev), backend=backend)[0]
+
+        ctx = LayerContext(layer=layer, hidden=hidden, visual_rows=visual_rows, keep=k, layout=req.layout,
+                           attention=attention, generator=self._seeded(), stage_index=stage_index,
+                           received=received, mass_to=mass_to)
+        _sync(hidden)
+        t0 = time.perf_counter()
+        sel = self.method.select_in_llm(ctx)
+        keep = self._check(sel, visual_rows.numel(), k).to(dev)
+        order = torch.argsort(keep)
+        keep_rows_vis = visual_rows[keep[order]]
+        if sel.embeds is not None:
+            hidden = hidden.clone()
+            hidden[0, keep_rows_vis] = sel.embeds[order].to(hidden.dtype)
+            req.layer_replace[layer] = (cur[keep_rows_vis], sel.embeds[order].to(hidden.dtype))
+        nonvis_rows = (~is_vis[cur]).nonzero().squeeze(1)
+        rows = torch.sort(torch.cat([nonvis_rows, keep_rows_vis])).values
+        _sync(hidden)
+        req.stats.method_overhead_s += time.perf_counter() - t0
+        req.cur_index = cur[rows]
+        req.layer_keep[layer] = req.cur_index
+        req.stats.visual_per_layer[layer] = k
+        req.stats.visual_after = k
+        req.stats.kept[f"layer{layer}"] = req.cur_index[is_vis[req.cur_index]]
+        return hidden[:, rows]
+
+    def _layer_decode(self, layer: int, req: _Request, args, kwargs):
+        rows = req.layer_rows.get(layer)
+        if rows is None or rows.numel() == req.lm_len:
+            return None
+        am = kwargs.get("attention_mask")
+        if am is None:
+            return None
+        kv = am.shape[-1]
+        cols = torch.cat([rows, torch.arange(req.lm_len, kv, device=rows.device)])
+        kwargs["attention_mask"] = self._slice_mask(am, None, cols)
+        return args, kwargs
+
+    @staticmethod
+    def _slice_mask(am, rows: torch.Tensor | None, cols: torch.Tensor):
+        if am is None:
+            return None
+        if not torch.is_tensor(am):
+            raise NotImplementedError(f"cannot re-index an attention mask of type {type(am).__name__}")
+        if am.dim() == 4:
+            if rows is not None:
+                am = am[:, :, rows]
+            return am[..., cols]
+        if am.dim() == 2:
+            return am[:, cols]
+        raise NotImplementedError(f"cannot re-index an attention mask of shape {tuple(am.shape)}")
+
+    # --- helpers --------------------------------------------------------------------------------------
+    def _seeded(self) -> torch.Generator:
+        return self.generator.manual_seed(int(self.method.seed))
+
+    def _vision_signals(self, req: _Request) -> dict:
+        if "vision_attention" not in self.method.needs:
+            return {}
+        from lvlm_atlas.methods import vision_signals
+
+        return vision_signals.compute(self, req)
+
+    def _check(self, sel: Selection, n: int, k: int) -> torch.Tensor:
+        keep = torch.as_tensor(sel.keep).long().flatten()
+        if keep.numel() != k:
+            raise RuntimeError(f"{self.method.name} kept {keep.numel()} visual tokens, budget is {k}")
+        if keep.numel() and (int(keep.min()) < 0 or int(keep.max()) >= n):
+            raise RuntimeError(f"{self.method.name} returned indices outside 0..{n - 1}")
+        if torch.unique(keep).numel() != keep.numel():
+            raise RuntimeError(f"{self.method.name} returned duplicate indices")
+        if sel.embeds is not None and sel.embeds.shape[0] != k:
+            raise RuntimeError(f"{self.method.name} returned {sel.embeds.shape[0]} merged vectors for {k} tokens")
+        return keep

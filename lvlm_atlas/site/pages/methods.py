@@ -1,0 +1,198 @@
+"""Method cards (lvlm_atlas/methods/cards/*.yaml) as pages, their measured results (catalog/benchmarks/*.json),
+and the "run this method" / "measured results" sections of paper pages."""
+from __future__ import annotations
+
+from lvlm_atlas.catalog.models import Paper
+from lvlm_atlas.site import urls
+from lvlm_atlas.site.cards import MethodCard
+from lvlm_atlas.site.context import RenderContext
+from lvlm_atlas.site.escape import code, esc, front_matter_title
+from lvlm_atlas.site.registry import register_page_builder, register_paper_section
+from lvlm_atlas.site.pages.costmodel import theoretical_savings
+
+STAGE_LABELS = {"vision": "vision encoder", "pre_llm": "between encoder and LLM", "in_llm": "inside the LLM",
+                "kv": "KV cache", "cache": "cache", "decode": "decoding"}
+
+# Result columns shown when present, in this order: (key, header, formatter)
+def _num(v) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return esc(v)
+
+
+def _mib(v) -> str:
+    return f"{v / 2**20:,.1f} MiB" if isinstance(v, (int, float)) and not isinstance(v, bool) else esc(v)
+
+
+def _params(v) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{esc(k)}={esc(val)}" for k, val in v.items()) or "defaults"
+    return esc(v)
+
+
+RESULT_COLUMNS = [
+    ("model", "Model", esc), ("params", "Parameters", _params), ("budget", "Budget", _num),
+    ("visual_tokens_before", "Visual tokens (before)", _num), ("visual_tokens_after", "Visual tokens (after)", _num),
+    ("ttft_ms", "TTFT ms", _num), ("tpot_ms", "TPOT ms", _num), ("prefill_ms", "Prefill ms", _num),
+    ("method_overhead_ms", "Overhead ms", _num), ("peak_memory_bytes", "Peak memory", _mib),
+    ("kv_cache_bytes", "KV cache", _mib), ("greedy_match", "Greedy match", _num),
+    ("first_token_kl", "First-token KL", _num), ("accuracy", "Accuracy", _num), ("repeats", "Repeats", _num),
+    ("roofline", "Measured / roofline bound", lambda v: _vs_bound(v)),
+]
+PROVENANCE_KEYS = ("device", "torch", "transformers", "attention_backend", "git_commit", "date", "command")
+
+
+def _vs_bound(v) -> str:
+    """'prefill 3.1x, TPOT 1.4x (h100)' from a results row's `roofline` (None on CPUs: no bound)."""
+    if not isinstance(v, dict):
+        return "–"
+    parts = [f"{label} {v[key]:.1f}x" for key, label in (("prefill_vs_bound", "prefill"), ("tpot_vs_bound", "TPOT"))
+             if isinstance(v.get(key), (int, float))]
+    return esc(", ".join(parts) + f" ({v.get('gpu', '?')})") if parts else "–"
+
+
+def run_command(card: MethodCard) -> str:
+    return f"atlas run {card.name} --model tiny-llava --image IMAGE.jpg --prompt \"Describe the image.\""
+
+
+def results_table(rows: list[tuple[dict, dict]]) -> str:
+    if not rows:
+        return ""
+    cols = [c for c in RESULT_COLUMNS if any(c[0] in r for r, _ in rows)]
+    prov_cols = [k for k in ("device", "attention_backend") if any(k in p for _, p in rows)]
+    head = [h for _, h, _ in cols] + [k.replace("_", " ").capitalize() for k in prov_cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r, prov in rows:
+        cells = [fmt(r[k]) if k in r else "–" for k, _, fmt in cols] + [esc(prov.get(k, "–")) for k in prov_cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def provenance_list(ctx: RenderContext, name: str) -> str:
+    out = []
+    for run in ctx.indexes.benchmarks:
+        if not any(r.get("method") == name for r in run.results):
+            continue
+        prov = run.provenance
+        bits = [f"{k.replace('_', ' ')}: {code(prov[k])}" if k == "git_commit" else f"{k.replace('_', ' ')}: {esc(prov[k])}"
+                for k in PROVENANCE_KEYS if k in prov and k != "command"]
+        line = f"- {code(run.path.name)}" + (" — " + "; ".join(bits) if bits else "")
+        if "command" in prov:
+            line += f"<br>command: <code>{esc(prov['command'])}</code>"
+        out.append(line)
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _claims(card: MethodCard) -> str:
+    claims = [c for c in card.data.get("claims") or [] if isinstance(c, dict)]
+    if not claims:
+        return "_No claims recorded on the card._\n"
+    keys = ["model", "benchmark", "metric", "value", "baseline", "setting"]
+    lines = ["| Model | Benchmark | Metric | Value | Baseline | Setting |", "|---|---|---|---|---|---|"]
+    for c in claims:
+        lines.append("| " + " | ".join(_num(c[k]) if k in c and c[k] is not None else "–" for k in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _parameters(card: MethodCard) -> str:
+    params = [p for p in card.data.get("parameters") or [] if isinstance(p, dict)]
+    if not params:
+        return "_This method has no parameters._\n"
+    lines = ["| Name | Type | Default | Meaning |", "|---|---|---|---|"]
+    for p in params:
+        lines.append(f"| {code(p.get('name'))} | {esc(p.get('type', '–'))} | {_num(p.get('default', '–'))} | {esc(p.get('description', ''))} |")
+    return "\n".join(lines) + "\n"
+
+
+def _list(value) -> str:
+    if isinstance(value, list):
+        return ", ".join(esc(v) for v in value) or "–"
+    return esc(value) if value is not None else "–"
+
+
+def card_page(ctx: RenderContext, card: MethodCard) -> str:
+    ctx = ctx.at(urls.method(card.name))
+    d = card.data
+    paper = ctx.catalog.by_id.get(card.paper or "")
+    stage = d.get("stage")
+    lines = ["---", front_matter_title(f"{card.label} (method card)"), "---", "",
+             f"# {esc(card.label)}", ""]
+    if d.get("summary"):
+        lines += [esc(d["summary"]), ""]
+    lines.append(f"- **Paper:** {ctx.paper_link(paper) + ': ' + esc(paper.title) if paper else esc(card.paper or 'not linked')}")
+    lines.append(f"- **Registry name:** {code(card.name)}")
+    if stage:
+        lines.append(f"- **Acts:** {esc(STAGE_LABELS.get(stage, stage))} ({code(stage)})")
+    if d.get("signal"):
+        lines.append(f"- **Signal:** {esc(d['signal'])}")
+    lines.append(f"- **Models:** {_list(d.get('models'))}")
+    lines.append(f"- **Attention backends:** {_list(d.get('attention_backends'))}")
+    if d.get("batch") is not None:
+        lines.append(f"- **Batch size:** {esc(d['batch'])}")
+    lines += ["", "## Parameters", "", _parameters(card), "## What the paper reports", "", _claims(card)]
+    saving = theoretical_savings(d, ctx.link("cost-model.md"))
+    if saving:
+        lines += ["## Theoretical saving", "", saving]
+    lines += ["## Measured here", ""]
+    rows = ctx.indexes.results_for(card.name)
+    if rows:
+        lines += [results_table(rows), "Runs:", "", provenance_list(ctx, card.name)]
+    else:
+        lines += ["_No measurements committed yet._ Run `atlas bench` and commit the JSON file "
+                  "it writes to `catalog/benchmarks/`.", ""]
+    lines += ["## How to run", "", "```bash", run_command(card), "```", ""]
+    if d.get("notes"):
+        lines += ["## Notes", "", esc(d["notes"]), ""]
+    return "\n".join(lines)
+
+
+def methods_index(ctx: RenderContext) -> str:
+    ctx = ctx.at("methods/index.md")
+    cards = sorted(ctx.indexes.cards.values(), key=lambda c: c.label.lower())
+    lines = ["---", front_matter_title("Runnable methods"), "---", "", "# Runnable methods", "",
+             "Published methods implemented in this project on Hugging Face `transformers` models. Each card "
+             "lists the method's parameters, what its paper reports, what we measured, and how to run it.", ""]
+    if not cards:
+        lines.append("_No method cards yet._ A card is a YAML file in `lvlm_atlas/methods/cards/`; see "
+                     "[Contributing](../contributing.md).\n")
+        return "\n".join(lines)
+    lines += ["| Method | Paper | Acts | Summary | Measured runs |", "|---|---|---|---|---|"]
+    for c in cards:
+        paper = ctx.catalog.by_id.get(c.paper or "")
+        n = len(ctx.indexes.results_for(c.name))
+        stage = c.data.get("stage")
+        lines.append(f"| [{esc(c.label)}]({ctx.method_url(c.name)}) | {ctx.paper_link(paper) if paper else '–'} | "
+                     f"{esc(STAGE_LABELS.get(stage, stage)) if stage else '–'} | {esc(c.data.get('summary', ''))} | {n} |")
+    return "\n".join(lines) + "\n"
+
+
+@register_page_builder
+def method_pages(ctx: RenderContext):
+    yield "methods/index.md", methods_index(ctx)
+    for card in sorted(ctx.indexes.cards.values(), key=lambda c: c.name):
+        yield urls.method(card.name), card_page(ctx, card)
+
+
+@register_paper_section(slot="run")
+def run_this_method(ctx: RenderContext, paper: Paper) -> str | None:
+    card = ctx.indexes.card_for(paper)
+    if card is None:
+        return None
+    return (f"## Run this method\n\nImplemented here as [{esc(card.label)}]({ctx.method_url(card.name)}). "
+            f"On a small random-weight model:\n\n```bash\n{run_command(card)}\n```\n")
+
+
+@register_paper_section(slot="results")
+def measured_results(ctx: RenderContext, paper: Paper) -> str | None:
+    card = ctx.indexes.card_for(paper)
+    if card is None:
+        return None
+    rows = ctx.indexes.results_for(card.name)
+    if not rows:
+        return None
+    return (f"## Measured results\n\n{results_table(rows)}\nProvenance of each run is on the "
+            f"[method card]({ctx.method_url(card.name)}).\n")
