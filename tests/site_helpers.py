@@ -132,7 +132,7 @@ def write_tree(root: Path, entries: list[dict], with_card: bool = True) -> Catal
         bench.mkdir(parents=True, exist_ok=True)
         (bench / "fastprune-cpu.json").write_text(json.dumps(BENCH), encoding="utf-8")
     tax = load_taxonomy()
-    report = validate_catalog(papers, tax, methods_dir=root / "methods")
+    report = validate_catalog(papers, tax, cards_dir=root / "methods" / "cards")
     assert not report.problems, "\n".join(str(p) for p in report.problems)
     return Catalog(papers=sorted(report.papers, key=lambda p: p.id), taxonomy=tax, root=root / "catalog")
 

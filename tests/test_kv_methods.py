@@ -16,6 +16,7 @@ from lvlm_atlas.methods.algorithms.streamingllm import StreamingLLM  # noqa: E40
 from lvlm_atlas.methods.algorithms.vl_cache import VLCache  # noqa: E402
 from lvlm_atlas.methods.kv.evict import group_scores, resolve_kv_budget  # noqa: E402
 from lvlm_atlas.methods.kv.layers import EvictableLayer, QuantizedEvictableLayer, cache_nbytes  # noqa: E402
+from lvlm_atlas.methods.transformers_adapter import cache_kwargs, output_cache  # noqa: E402
 
 NEW = 6
 PRESETS = {"llava": "tiny-llava", "qwen2_vl": "tiny-qwen2-vl"}
@@ -118,10 +119,10 @@ def test_decoding_continues_like_a_masked_full_cache(tiny):
     with torch.no_grad():
         with method.apply(model):
             first = model(**inputs, use_cache=True)
-            cache = first.past_key_values
+            cache = output_cache(first)
             tok = first.logits[:, -1:].argmax(-1)
             step_inputs = dict(input_ids=tok, attention_mask=torch.ones(1, n + 1, dtype=torch.long),
-                               past_key_values=cache)
+                               **cache_kwargs(model, cache))
             if name == "qwen2_vl":
                 # a direct call (unlike generate) would derive M-RoPE ids for the whole mask: give them
                 step_inputs["mm_token_type_ids"] = torch.zeros(1, 1, dtype=torch.int32)
@@ -136,7 +137,7 @@ def test_decoding_continues_like_a_masked_full_cache(tiny):
         pos = torch.tensor([[n]])
         if name == "qwen2_vl":
             pos = (pos + model.model.rope_deltas).expand(3, 1, 1)
-        ref_inputs = dict(input_ids=tok, attention_mask=mask, past_key_values=ref_first.past_key_values,
+        ref_inputs = dict(input_ids=tok, attention_mask=mask, **cache_kwargs(model, output_cache(ref_first)),
                           position_ids=pos)
         if name == "qwen2_vl":
             ref_inputs["mm_token_type_ids"] = torch.zeros(1, 1, dtype=torch.int32)
@@ -187,7 +188,7 @@ def test_look_m_evicts_image_entries_first_and_merges(tiny):
     with method.apply(model), torch.no_grad():
         model(**inputs, use_cache=True)
     with torch.no_grad():
-        full = model(**inputs, use_cache=True).past_key_values
+        full = output_cache(model(**inputs, use_cache=True))
     for layer, ref in zip(method.kv.cache.layers, full.layers):
         pos = layer.positions[0]
         is_img = ids[pos] == image_id(model)

@@ -8,6 +8,7 @@ pytest.importorskip("transformers")
 
 from lvlm_atlas.methods import harness, registry  # noqa: E402
 from lvlm_atlas.methods.stages import Stage  # noqa: E402
+from lvlm_atlas.methods.transformers_adapter import cache_kwargs  # noqa: E402
 from tests.methods_util import TINY, bundle, hook_count, inputs  # noqa: E402
 
 # token-compression methods; the KV-cache methods (stage kv) are tested in tests/test_kv_methods.py
@@ -88,11 +89,11 @@ def _cached_greedy(model, inp, n_new):
     from transformers import DynamicCache
 
     cache = DynamicCache(config=model.config.get_text_config())
-    out = model(**inp, past_key_values=cache, use_cache=True)
+    out = model(**inp, **cache_kwargs(model, cache), use_cache=True)
     logits = [out.logits[0, -1]]
     tokens = [int(logits[-1].argmax())]
     for _ in range(n_new - 1):
-        out = model(input_ids=torch.tensor([[tokens[-1]]]), past_key_values=cache, use_cache=True)
+        out = model(input_ids=torch.tensor([[tokens[-1]]]), **cache_kwargs(model, cache), use_cache=True)
         logits.append(out.logits[0, -1])
         tokens.append(int(logits[-1].argmax()))
     return tokens, logits
@@ -242,7 +243,7 @@ def test_stage_declarations():
 
 
 def test_qwen2_5_window_order_is_undone_for_vision_signals():
-    from lvlm_atlas.methods.adapters import ModelAdapter
+    from lvlm_atlas.methods.transformers_adapter import ModelAdapter
     from lvlm_atlas.methods.vision_signals import window_to_token_order
 
     b = bundle("tiny-qwen2.5-vl")

@@ -50,9 +50,8 @@ def _wait_for(predicate, timeout: float, what: str, log: Path):
 def project(tmp_path):
     """A small copy of the project: its code, config, taxonomy and hand-written pages, and a test catalog."""
     root = tmp_path / "atlas"
-    shutil.copytree(paths.ROOT / "site_gen", root / "site_gen", ignore=shutil.ignore_patterns("__pycache__"))
-    # methods/ for the cost model's code; its cards are replaced by the test catalog's one card
-    shutil.copytree(paths.ROOT / "methods", root / "methods", ignore=shutil.ignore_patterns("__pycache__", "cards"))
+    # the package; its method cards are replaced by the test catalog's one card (moved in below)
+    shutil.copytree(paths.ROOT / "lvlm_atlas", root / "lvlm_atlas", ignore=shutil.ignore_patterns("__pycache__", "cards"))
     shutil.copytree(paths.ROOT / "docs", root / "docs")
     shutil.copy(paths.ROOT / "mkdocs.yml", root / "mkdocs.yml")
     (root / "catalog").mkdir()
@@ -61,6 +60,7 @@ def project(tmp_path):
             shutil.copy(paths.CATALOG / name, root / "catalog" / name)
     shutil.copytree(paths.CATALOG / "schema", root / "catalog" / "schema")
     write_tree(root, catalog_entries())
+    shutil.move(root / "methods" / "cards", root / "lvlm_atlas" / "methods" / "cards")
     return root
 
 
@@ -81,7 +81,7 @@ def test_hook_leaves_builds_and_other_docs_folders_alone(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(live, "regenerate", lambda *a, **k: calls.append(a))
     live.on_startup("build", dirty=False)
-    live.on_pre_build({"docs_dir": str(live.GENERATED_DOCS)})
+    live.on_pre_build({"docs_dir": str(live._generated_docs())})
     live.on_startup("serve", dirty=False)
     live.on_pre_build({"docs_dir": str(tmp_path)})
     assert calls == []

@@ -204,7 +204,7 @@ def test_ocr_regions_follow_boxes_and_need_a_unique_chunk():
 def test_registered_with_card():
     assert registry.get("sparsemm") is SparseMM
     card = registry.load_card("sparsemm")
-    assert card["paper"] == "sparsemm" and card["stage"] == "kv"
+    assert card.paper == "sparsemm" and card.stage == "kv"
 
 
 def test_combines_with_the_quantized_cache():

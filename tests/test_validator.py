@@ -189,7 +189,7 @@ def test_method_and_builds_on_must_exist(tmp_path, taxonomy):
     methods_dir = tmp_path / "methods"
     (methods_dir / "cards").mkdir(parents=True)
     (methods_dir / "cards" / "fastv.yaml").write_text("name: fastv\n")
-    report = validate_catalog(papers, taxonomy, methods_dir)
+    report = validate_catalog(papers, taxonomy, methods_dir / "cards")
     msgs = sorted(p.message for p in report.problems)
     assert msgs == ["builds_on 'example-method-9' is not a catalog id",
                     "method 'no_such_method' has no card lvlm_atlas/methods/cards/no_such_method.yaml"]

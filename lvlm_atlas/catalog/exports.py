@@ -17,7 +17,6 @@ from lvlm_atlas.catalog.taxonomy import Taxonomy
 from lvlm_atlas.catalog.yaml_emit import dump_records
 
 FORMATS = ("json", "yaml", "csv", "bibtex", "csljson")
-EXTENSIONS = {"json": "json", "yaml": "yaml", "csv": "csv", "bibtex": "bib", "csljson": "csl.json"}
 _JOURNAL_RE = re.compile(r"transactions|journal|\btmlr\b|\btpami\b|\bijcv\b|letters|\baccess\b|\bpacm", re.I)
 
 

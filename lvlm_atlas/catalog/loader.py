@@ -13,6 +13,7 @@ from pathlib import Path
 from lvlm_atlas import paths
 from lvlm_atlas.catalog.models import Paper
 from lvlm_atlas.catalog.taxonomy import Taxonomy, load_taxonomy
+from lvlm_atlas.catalog.validate import validate_catalog
 
 
 class CatalogError(Exception):
@@ -39,8 +40,6 @@ class Catalog:
 
 
 def load_catalog(papers_dir: Path = paths.PAPERS, taxonomy_path: Path = paths.TAXONOMY) -> Catalog:
-    from lvlm_atlas.catalog.validate import validate_catalog  # local import: validate depends on this module's types
-
     tax = load_taxonomy(taxonomy_path)
     report = validate_catalog(papers_dir, tax)
     if report.problems:

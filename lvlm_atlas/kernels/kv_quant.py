@@ -67,14 +67,6 @@ class QuantizedTensor:
             self.bits, self.group, self.mode, self.head_dim,
         )
 
-    def select_tokens(self, index: torch.Tensor) -> "QuantizedTensor":
-        """Keep tokens ``index`` (1-D, sorted) -- only valid for per-token (value) layouts."""
-        if self.mode != "token":
-            raise ValueError("token selection on per-channel (key) groups would break the groups")
-        return QuantizedTensor(
-            self.codes.index_select(2, index), self.scale.index_select(2, index),
-            self.minimum.index_select(2, index), self.bits, self.group, self.mode, self.head_dim,
-        )
 
 
 def _validate(x: torch.Tensor, bits: int, group: int, mode: str) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from lvlm_atlas.methods.adapters import ModelAdapter
+from lvlm_atlas.methods.transformers_adapter import DynamicCache, ModelAdapter, cache_kwargs
 
 
 @dataclass
@@ -88,7 +88,6 @@ def llm_timer(model, device):
 @torch.no_grad()
 def greedy_generate(model, inputs: dict, max_new_tokens: int = 16, eos_token_id: int | None = None,
                     device: str = "cpu") -> GenerationResult:
-    from transformers import DynamicCache
 
     inputs = dict(inputs)
     am = inputs.pop("attention_mask", None)
@@ -102,7 +101,7 @@ def greedy_generate(model, inputs: dict, max_new_tokens: int = 16, eos_token_id:
     with llm_timer(model, device) as llm_times:
         _sync(device)
         t0 = time.perf_counter()
-        out = model(input_ids=input_ids, attention_mask=am, past_key_values=cache, use_cache=True,
+        out = model(input_ids=input_ids, attention_mask=am, **cache_kwargs(model, cache), use_cache=True,
                     logits_to_keep=1, **inputs)
         logits = out.logits[0, -1].float()
         nxt = int(logits.argmax())
@@ -116,7 +115,7 @@ def greedy_generate(model, inputs: dict, max_new_tokens: int = 16, eos_token_id:
             # (and from a method's own position bookkeeping when it shortened the sequence)
             t1 = time.perf_counter()
             out = model(input_ids=torch.tensor([[nxt]], device=input_ids.device),
-                        past_key_values=cache, use_cache=True, logits_to_keep=1)
+                        **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
             nxt = int(out.logits[0, -1].argmax())
             _sync(device)
             step_times.append(time.perf_counter() - t1)

@@ -60,12 +60,3 @@ class TokenLayout:
         if grids is not None and len(grids) != len(spans):
             grids = [None] * len(spans)  # e.g. two images adjacent in the prompt: no per-image grid
         return cls(int(input_ids.shape[1]), visual_index, spans, list(grids) if grids else [None] * len(spans))
-
-    def image_of(self) -> torch.Tensor:
-        """(n_visual,) index of the image each visual token belongs to."""
-        out = torch.empty(self.n_visual, dtype=torch.long)
-        k = 0
-        for i, (s, e) in enumerate(self.image_spans):
-            out[k:k + e - s] = i
-            k += e - s
-        return out

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import torch
 
-from lvlm_atlas.methods.adapters import ModelAdapter
+from lvlm_atlas.methods.transformers_adapter import ModelAdapter, past_length
 from lvlm_atlas.methods.base import LayerContext, Method, PrefillContext, Selection, resolve_budget
 from lvlm_atlas.methods.layout import TokenLayout
 from lvlm_atlas.methods.signals import llm_attention_mass, llm_attention_received, llm_attention_rows
@@ -49,11 +49,6 @@ class _Request:
     layer_keep: dict[int, torch.Tensor] = field(default_factory=dict)
     layer_replace: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     attn_inputs: dict[int, tuple[torch.Tensor, Any]] = field(default_factory=dict)
-
-
-def _past_len(kwargs: dict) -> int:
-    pkv = kwargs.get("past_key_values")
-    return int(pkv.get_seq_length()) if pkv is not None else 0
 
 
 def _sync(t: torch.Tensor) -> None:
@@ -148,7 +143,7 @@ class Session:
 
     # --- multimodal base model: new request -> layout ------------------------------------------------
     def _on_mm(self, module, args, kwargs):
-        if _past_len(kwargs) > 0:
+        if past_length(kwargs) > 0:
             if self._req is not None:
                 self._req.phase = "decode"
             return None
@@ -174,7 +169,7 @@ class Session:
         req = self._req
         if req is None or req.layout is None or req.layout.n_visual == 0:
             return None
-        if _past_len(kwargs) == 0:
+        if past_length(kwargs) == 0:
             req.phase = "prefill"
             embeds = kwargs.get("inputs_embeds")
             if embeds is None:

@@ -8,9 +8,7 @@ class Stage(str, Enum):
     VISION = "vision"      # in or after the vision tower / projector (may use vision-side signals)
     PRE_LLM = "pre_llm"    # on the merged input embeddings, before the first decoder layer
     IN_LLM = "in_llm"      # inside the decoder, at the input of chosen layers
-    KV = "kv"              # on keys/values as they are written (decoding-stage methods)
-    CACHE = "cache"        # on the KV cache between steps (eviction, merging, quantisation)
-    DECODE = "decode"      # on the decoding loop itself (speculative, early exit, ...)
+    KV = "kv"              # on the KV cache: what is kept, merged or quantised after prefill and while decoding
 
     @property
     def prunes_before_llm(self) -> bool:

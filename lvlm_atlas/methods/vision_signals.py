@@ -10,11 +10,10 @@ LLaVA-NeXT's crops, unpadding and newline tokens are reproduced with the model's
 """
 from __future__ import annotations
 
-import sys
-
 import torch
 
 from lvlm_atlas.methods.signals import clip_cls_attention, mean_received_attention
+from lvlm_atlas.methods.transformers_adapter import llava_next_patch_counts, qwen25_window_order, qwen_vision_rotary
 
 
 def _clip_layer_attention(adapter):
@@ -54,7 +53,7 @@ def install(session) -> None:
 
 @torch.no_grad()
 def _qwen_signals(adapter, module, hidden, kwargs, window_grid=None) -> tuple[torch.Tensor, torch.Tensor]:
-    rope = getattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb_vision")
+    rope = qwen_vision_rotary(module)
     n = hidden.shape[0]
     q, k, _ = module.qkv(hidden).reshape(n, 3, module.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
     cos, sin = kwargs["position_embeddings"]
@@ -75,21 +74,13 @@ def _qwen_signals(adapter, module, hidden, kwargs, window_grid=None) -> tuple[to
 
 def window_to_token_order(adapter, grid_thw: torch.Tensor) -> torch.Tensor:
     """Qwen2.5-VL: permutation taking merged vision tokens from window order back to prompt order."""
-    from transformers.vision_utils import get_vision_window_index
-
-    vcfg = adapter.model.config.vision_config
-    window_index, _ = get_vision_window_index(grid_thw, spatial_merge_size=vcfg.spatial_merge_size,
-                                              window_size=vcfg.window_size, patch_size=vcfg.patch_size)
-    return torch.argsort(window_index)
+    return qwen25_window_order(adapter.model.config.vision_config, grid_thw)
 
 
 @torch.no_grad()
 def _llava_next_pack(adapter, att: torch.Tensor, keys: torch.Tensor, image_sizes) -> tuple[torch.Tensor, torch.Tensor]:
-    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
-
     cfg = adapter.model.config
-    counts = [image_size_to_num_patches(image_size=s, grid_pinpoints=cfg.image_grid_pinpoints,
-                                        patch_size=cfg.vision_config.image_size) for s in image_sizes.tolist()]
+    counts = llava_next_patch_counts(cfg, image_sizes)
     feats = torch.cat([att.unsqueeze(-1).to(keys.dtype), keys], dim=-1)  # pack both in one pass
     per_image = list(torch.split(feats, counts, dim=0))
     newline = torch.zeros(feats.shape[-1], dtype=feats.dtype, device=feats.device)

@@ -124,11 +124,6 @@ def front_matter_title(text: object) -> str:
     return "title: " + json.dumps(esc(text), ensure_ascii=True)
 
 
-def md_link_text(text: object) -> str:
-    """Inert text for the label of a Markdown link built by us (the target is never from data)."""
-    return esc(text)
-
-
 def code(text: object) -> str:
     """Inert inline code (a raw <code> element: Markdown code spans would show the entities literally)."""
     return f"<code>{esc(text)}</code>"

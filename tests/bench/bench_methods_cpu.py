@@ -26,6 +26,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from lvlm_atlas.methods import harness, presets, registry  # noqa: E402
+from lvlm_atlas.methods.transformers_adapter import cache_kwargs  # noqa: E402
 
 
 class Clock:
@@ -55,7 +56,7 @@ def timed_prefill(model, inputs) -> tuple[float, float]:
     h1 = lm.register_forward_pre_hook(pre, with_kwargs=True, prepend=True)
     h2 = lm.register_forward_hook(post, with_kwargs=True)
     try:
-        model(**inputs, past_key_values=DynamicCache(config=model.config.get_text_config()), use_cache=True,
+        model(**inputs, **cache_kwargs(model, DynamicCache(config=model.config.get_text_config())), use_cache=True,
               logits_to_keep=1)
     finally:
         h1.remove()
@@ -86,7 +87,7 @@ def ideal_prefill(model, embeds: torch.Tensor, keep_positions: torch.Tensor) -> 
     mask = torch.ones(1, keep_positions.numel(), dtype=torch.long)
     clock = Clock()
     model.model.language_model(inputs_embeds=x, position_ids=keep_positions.unsqueeze(0), attention_mask=mask,
-                               use_cache=True, past_key_values=DynamicCache(config=model.config.get_text_config()))
+                               use_cache=True, **cache_kwargs(model, DynamicCache(config=model.config.get_text_config())))
     return clock.stop()
 
 

@@ -24,19 +24,18 @@ them only while one of our contexts has set them, and the function refuses modul
 
 from __future__ import annotations
 
-import sys
 import weakref
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
-from transformers import AttentionInterface
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from lvlm_atlas.kernels.kv_quant import decode_attention
 from lvlm_atlas.methods.kv.layers import QuantizedEvictableLayer
+from lvlm_atlas.methods.transformers_adapter import (ALL_ATTENTION_FUNCTIONS, ALL_MASK_ATTENTION_FUNCTIONS,
+                                                     AttentionInterface, AttentionMaskInterface,
+                                                     attn_implementation, eager_attention_function)
 
 PREFIX = "lvlm_atlas_kv_"
 BASES = ("sdpa", "eager")
@@ -69,11 +68,7 @@ def _register_names() -> None:
 
 def _base_function(module: nn.Module, base: str):
     if base == "eager":
-        # each model file defines its own eager path (GQA repeat, dtype handling)
-        fn = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
-        if fn is None:
-            raise RuntimeError(f"{type(module).__module__} has no eager_attention_forward to fall back to")
-        return fn
+        return eager_attention_function(module)  # each model file defines its own eager path
     return ALL_ATTENTION_FUNCTIONS[base]
 
 
@@ -161,7 +156,7 @@ class KVAttentionRoute:
 
     @property
     def base(self) -> str:
-        return self.lm.config._attn_implementation
+        return attn_implementation(self.lm.config)
 
     def supported(self) -> bool:
         """True when the decoder runs on a base implementation this wrapper can fall back to."""
@@ -187,7 +182,7 @@ class KVAttentionRoute:
         return self
 
     def close(self) -> None:
-        if self._original is not None and self.lm.config._attn_implementation != self._original:
+        if self._original is not None and attn_implementation(self.lm.config) != self._original:
             self._set(self._original)
         self._original = None
         while self._modules:
@@ -198,5 +193,5 @@ class KVAttentionRoute:
             self.model.set_attn_implementation(name)
         else:
             self.model.set_attn_implementation({self._key: name})
-        if self.lm.config._attn_implementation != name:
+        if attn_implementation(self.lm.config) != name:
             raise RuntimeError(f"{type(self.model).__name__} did not switch its text decoder to {name!r}")

@@ -22,6 +22,7 @@ import time
 
 import torch
 
+from lvlm_atlas.methods.transformers_adapter import attn_implementation
 from lvlm_atlas.methods.kv.evict import resolve_kv_budget
 from lvlm_atlas.methods.kv.layers import cache_nbytes
 
@@ -59,13 +60,13 @@ def llava_shaped(layers: int = 8, hidden: int = 256, heads: int = 8, seed: int =
 @torch.no_grad()
 def measure(model, inputs, new_tokens: int, method=None) -> dict:
     """Prefill, then greedy decoding step by step; KV bytes after prefill and at the end."""
-    from transformers import DynamicCache
+    from lvlm_atlas.methods.transformers_adapter import DynamicCache, cache_kwargs
 
     ctx = method.apply(model) if method is not None else _null()
     with ctx:
         cache = DynamicCache()
         t0 = time.perf_counter()
-        out = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(**inputs, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
         ttft = time.perf_counter() - t0
         kv_prefill = cache_nbytes(cache)
         tokens = [int(out.logits[0, -1].argmax())]
@@ -73,7 +74,7 @@ def measure(model, inputs, new_tokens: int, method=None) -> dict:
         steps = []
         for _ in range(new_tokens - 1):
             t1 = time.perf_counter()
-            out = model(input_ids=torch.tensor([[tokens[-1]]]), past_key_values=cache, use_cache=True,
+            out = model(input_ids=torch.tensor([[tokens[-1]]]), **cache_kwargs(model, cache), use_cache=True,
                         logits_to_keep=1)
             steps.append(time.perf_counter() - t1)
             tokens.append(int(out.logits[0, -1].argmax()))
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         doc = {"schema": 1, "provenance": dict(
             device="cpu", torch=torch.__version__, transformers=__import__("transformers").__version__,
-            attention_backend=str(model.config.get_text_config()._attn_implementation), git_commit=_git_commit(),
+            attention_backend=attn_implementation(model.config.get_text_config()), git_commit=_git_commit(),
             date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), host=platform.node(),
             command=" ".join([os.path.basename(sys.executable), "-m", "lvlm_atlas.methods.kv.bench", *(argv or sys.argv[1:])]),
         ), "results": results}

@@ -24,11 +24,11 @@ from typing import Callable
 
 import torch
 from torch import nn
-from transformers.cache_utils import Cache, DynamicCache
 
 from lvlm_atlas.kernels.attention_scores import accumulated_attention
 from lvlm_atlas.methods.kv.attention_route import KVAttentionRoute
 from lvlm_atlas.methods.kv.layers import EvictableLayer, QuantizedEvictableLayer
+from lvlm_atlas.methods.transformers_adapter import Cache, DynamicCache, cache_of, set_cache
 
 
 @dataclass
@@ -246,7 +246,7 @@ class KVController:
     # -- hooks ----------------------------------------------------------------------------------
     def _on_model_pre(self, module, args, kwargs):
         input_ids = kwargs.get("input_ids", args[0] if args else None)
-        pkv = kwargs.get("past_key_values")
+        pkv = cache_of(kwargs)
         if input_ids is None or (isinstance(pkv, Cache) and pkv.get_seq_length() > 0):
             return None
         image_token_id = getattr(getattr(self.model, "config", None), "image_token_id", None)
@@ -256,7 +256,7 @@ class KVController:
         return None
 
     def _on_lm_pre(self, module, args, kwargs):
-        pkv = kwargs.get("past_key_values")
+        pkv = cache_of(kwargs)
         if isinstance(pkv, Cache):
             if pkv.get_seq_length() == 0 and not all(isinstance(l, EvictableLayer) for l in pkv.layers[: self.num_layers] or [None]):
                 self._install_layers(pkv)
@@ -269,12 +269,12 @@ class KVController:
         if pkv is None and use_cache:
             cache = DynamicCache()
             self._install_layers(cache)
-            kwargs["past_key_values"] = cache
+            set_cache(module, kwargs, cache)
             return args, kwargs
         return None
 
     def _on_attention_post(self, module, args, kwargs, output):
-        pkv = kwargs.get("past_key_values")
+        pkv = cache_of(kwargs)
         if not isinstance(pkv, Cache) or module.layer_idx >= len(pkv.layers):
             return None
         layer = pkv.layers[module.layer_idx]

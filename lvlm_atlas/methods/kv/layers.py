@@ -16,7 +16,7 @@ decode-time methods (H2O) accumulate.
 from __future__ import annotations
 
 import torch
-from transformers.cache_utils import DynamicLayer
+from lvlm_atlas.methods.transformers_adapter import DynamicLayer
 
 from lvlm_atlas.kernels.kv_quant import QuantizedTensor, dequantize, quantize
 

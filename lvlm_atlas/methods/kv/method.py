@@ -65,9 +65,6 @@ class KVMethod(Method, KVPolicy):
         return QuantSpec(bits=self.kv_bits, group=self.kv_group, residual=self.kv_residual,
                          fused_decode=self.kv_fused_decode, backend=self.kv_backend)
 
-    def controller(self, model, register=None) -> KVController:
-        return KVController(model, self, self.quant_spec(), score_backend=self.score_backend, register=register)
-
     def install(self, session) -> None:
         """Register the cache hooks through the session (removed with the session's own hooks)."""
 

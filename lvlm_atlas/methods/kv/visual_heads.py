@@ -25,7 +25,7 @@ from typing import Callable, Iterable
 
 import torch
 from torch import nn
-from transformers import DynamicCache
+from lvlm_atlas.methods.transformers_adapter import DynamicCache, cache_kwargs, cache_of
 
 from lvlm_atlas.methods.kv.controller import language_model_of
 
@@ -96,7 +96,7 @@ class _TopKeyCapture:
 
     def _hook(self, module, args, kwargs, output):
         hidden = kwargs.get("hidden_states", args[0] if args else None)
-        pkv = kwargs.get("past_key_values")
+        pkv = cache_of(kwargs)
         cos, sin = kwargs["position_embeddings"]
         keys = pkv.layers[module.layer_idx].keys                      # (B, Hkv, N, D), rotary applied
         hd = module.head_dim
@@ -133,7 +133,7 @@ def probe_visual_heads(model: nn.Module, requests: Iterable[tuple[dict, Callable
             cache = DynamicCache()
             attn = inputs.get("attention_mask")
             for _ in range(max_new_tokens):
-                res = model(**step_inputs, past_key_values=cache, use_cache=True)
+                res = model(**step_inputs, **cache_kwargs(model, cache), use_cache=True)
                 token = int(res.logits[0, -1].argmax())
                 region = region_of(token)
                 if region is not None and len(region):

@@ -12,7 +12,6 @@ from lvlm_atlas.site.registry import register_page_builder
 
 DATA_PATH = "assets/data/papers.json"
 PAGE = "explorer.md"
-FILTERS = ("stage", "bottleneck", "granularity", "modality")
 
 
 def records(ctx: RenderContext) -> dict:

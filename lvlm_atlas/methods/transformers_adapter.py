@@ -1,0 +1,227 @@
+"""The one place that knows transformers' internals.
+
+Everything the methods need from the library beyond its public model API lives here, so that a new
+transformers release is adapted in one module (supported: transformers 5.17 - 5.25, tested at both ends):
+
+* **the cache argument**: since 5.24 the decoder stack and its layers receive the cache as ``cache``
+  (``past_key_values`` is a deprecated alias on the top-level models); before, as ``past_key_values``.
+  Hooks read and write it only through :func:`cache_of`, :func:`set_cache` and :func:`past_length`;
+  callers pass it with :func:`cache_kwargs` and read it back with :func:`output_cache`.
+* **cache classes**: ``Cache``, ``DynamicCache`` and ``DynamicLayer`` (re-exported from here).
+* **attention implementation**: the attention-function and mask registries, the config attribute that
+  names the implementation, and each model file's own eager attention function.
+* **model-family specifics**: where the vision tower, projector and decoder layers sit in each family
+  (:class:`ModelAdapter`), Qwen's vision rotary function and window order, LLaVA-NeXT's crop counts.
+
+Nothing here patches the library: every function reads public module boundaries or registries.
+"""
+from __future__ import annotations
+
+import inspect
+import sys
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+import transformers
+from torch import nn
+from transformers import AttentionInterface
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+from lvlm_atlas.methods.layout import TokenLayout
+
+__all__ = ["ALL_ATTENTION_FUNCTIONS", "ALL_MASK_ATTENTION_FUNCTIONS", "AttentionInterface", "AttentionMaskInterface",
+           "Cache", "DynamicCache", "DynamicLayer", "ModelAdapter", "UnsupportedModelError", "cache_kwargs",
+           "cache_of", "set_cache", "past_length", "output_cache", "attn_implementation", "eager_attention_function",
+           "qwen_vision_rotary", "qwen25_window_order", "llava_next_patch_counts", "TRANSFORMERS_VERSION"]
+
+TRANSFORMERS_VERSION = transformers.__version__
+CACHE_NAMES = ("cache", "past_key_values")   # the current name first
+
+
+# --------------------------------------------------------------------------- the cache argument
+def cache_of(kwargs: dict) -> Cache | None:
+    """The cache a forward call (or hook) received, under whichever name the caller used."""
+    for name in CACHE_NAMES:
+        value = kwargs.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def cache_name(module: nn.Module) -> str:
+    """The name `module.forward` takes the cache under (its own signature, not the deprecated alias)."""
+    return _cache_name(type(module))
+
+
+@cache
+def _cache_name(cls: type) -> str:
+    params = inspect.signature(cls.forward).parameters
+    for name in CACHE_NAMES:
+        if name in params:
+            return name
+    raise UnsupportedModelError(f"{cls.__name__}.forward takes no cache argument ({', '.join(CACHE_NAMES)})")
+
+
+def set_cache(module: nn.Module, kwargs: dict, cache_obj: Cache) -> dict:
+    """Put `cache_obj` into a forward call's kwargs under the name `module` takes (dropping the other one)."""
+    for name in CACHE_NAMES:
+        kwargs.pop(name, None)
+    kwargs[cache_name(module)] = cache_obj
+    return kwargs
+
+
+def past_length(kwargs: dict) -> int:
+    """Tokens already in the cache this forward call received (0: a new request's prefill)."""
+    c = cache_of(kwargs)
+    return int(c.get_seq_length()) if c is not None else 0
+
+
+def cache_kwargs(model: nn.Module, cache_obj: Cache | None) -> dict:
+    """Keyword arguments that pass `cache_obj` to `model` (empty when None)."""
+    return {} if cache_obj is None else {cache_name(model): cache_obj}
+
+
+def output_cache(output) -> Cache | None:
+    """The cache a model output carries (``cache`` since 5.24, ``past_key_values`` before)."""
+    for name in CACHE_NAMES:
+        value = getattr(output, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+# --------------------------------------------------------------------------- attention implementation
+def attn_implementation(config) -> str:
+    """The attention implementation a (text) config runs with, e.g. 'sdpa'."""
+    return str(config._attn_implementation)
+
+
+def eager_attention_function(module: nn.Module):
+    """The eager attention function of the model file that defines `module` (GQA repeat, dtype handling)."""
+    fn = getattr(sys.modules[type(module).__module__], "eager_attention_forward", None)
+    if fn is None:
+        raise UnsupportedModelError(f"{type(module).__module__} has no eager_attention_forward to fall back to")
+    return fn
+
+
+# --------------------------------------------------------------------------- family specifics
+def qwen_vision_rotary(module: nn.Module):
+    """The vision rotary function of the Qwen2-VL / Qwen2.5-VL model file `module` comes from."""
+    fn = getattr(sys.modules[type(module).__module__], "apply_rotary_pos_emb_vision", None)
+    if fn is None:
+        raise UnsupportedModelError(f"{type(module).__module__} has no apply_rotary_pos_emb_vision")
+    return fn
+
+
+def qwen25_window_order(vision_config, grid_thw: torch.Tensor) -> torch.Tensor:
+    """Qwen2.5-VL: permutation taking merged vision tokens from window order back to prompt order."""
+    from transformers.vision_utils import get_vision_window_index
+
+    window_index, _ = get_vision_window_index(grid_thw, spatial_merge_size=vision_config.spatial_merge_size,
+                                              window_size=vision_config.window_size,
+                                              patch_size=vision_config.patch_size)
+    return torch.argsort(window_index)
+
+
+def llava_next_patch_counts(config, image_sizes) -> list[int]:
+    """LLaVA-NeXT: crops (base image included) each image is split into."""
+    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+    return [image_size_to_num_patches(image_size=s, grid_pinpoints=config.image_grid_pinpoints,
+                                      patch_size=config.vision_config.image_size) for s in image_sizes.tolist()]
+
+
+FAMILIES = {
+    "llava": "llava",
+    "llava_next": "llava_next",
+    "qwen2_vl": "qwen2_vl",
+    "qwen2_5_vl": "qwen2_5_vl",
+}
+
+
+class UnsupportedModelError(TypeError):
+    pass
+
+
+@dataclass
+class ModelAdapter:
+    model: nn.Module            # the *ForConditionalGeneration model
+    family: str
+
+    @classmethod
+    def of(cls, model: nn.Module) -> "ModelAdapter":
+        mt = getattr(getattr(model, "config", None), "model_type", None)
+        if mt not in FAMILIES:
+            raise UnsupportedModelError(
+                f"model type {mt!r} is not supported by methods/; supported: {', '.join(FAMILIES)}")
+        if not hasattr(model, "model") or not hasattr(model.model, "language_model"):
+            raise UnsupportedModelError(
+                f"expected a *ForConditionalGeneration model with .model.language_model, got {type(model).__name__}")
+        return cls(model, FAMILIES[mt])
+
+    # --- modules -------------------------------------------------------------------------------------
+    @property
+    def mm(self) -> nn.Module:
+        """The multimodal base model (vision tower + projector + language model), e.g. LlavaModel."""
+        return self.model.model
+
+    @property
+    def language_model(self) -> nn.Module:
+        """The decoder stack (LlamaModel, Qwen2VLTextModel, ...): its forward input is the merged sequence."""
+        return self.model.model.language_model
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return self.language_model.layers
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def attention(self, layer: int) -> nn.Module:
+        return self.layers[layer].self_attn
+
+    @property
+    def vision_tower(self) -> nn.Module:
+        return self.mm.visual if self.is_qwen else self.mm.vision_tower
+
+    @property
+    def projector(self) -> nn.Module:
+        return self.mm.visual.merger if self.is_qwen else self.mm.multi_modal_projector
+
+    @property
+    def is_qwen(self) -> bool:
+        return self.family in ("qwen2_vl", "qwen2_5_vl")
+
+    @property
+    def image_token_id(self) -> int:
+        return int(self.model.config.image_token_id)
+
+    @property
+    def text_config(self):
+        return self.model.config.get_text_config()
+
+    @property
+    def attn_implementation(self) -> str:
+        return attn_implementation(self.text_config)
+
+    # --- per-request layout --------------------------------------------------------------------------
+    def layout(self, input_ids: torch.Tensor, mm_kwargs: dict) -> TokenLayout:
+        grids: list | None = None
+        cfg = self.model.config
+        if self.family == "llava":
+            side = cfg.vision_config.image_size // cfg.vision_config.patch_size
+            grids = None  # filled below once we know the number of images
+            lay = TokenLayout.from_input_ids(input_ids, self.image_token_id)
+            if all(e - s == side * side for s, e in lay.image_spans):
+                lay.grids = [(side, side)] * len(lay.image_spans)
+            return lay
+        if self.is_qwen:
+            thw = mm_kwargs.get("image_grid_thw")
+            if thw is not None:
+                m = cfg.vision_config.spatial_merge_size
+                grids = [(int(t) * int(h) // m, int(w) // m) for t, h, w in thw.tolist()]
+        return TokenLayout.from_input_ids(input_ids, self.image_token_id, grids)
