@@ -10,8 +10,8 @@ STAMP := $(VENV)/.deps-$(shell cat pyproject.toml Makefile $(LOCK) | cksum | cut
 # transformers at the old end of the supported range (what common GPU images ship), for `make test-compat`.
 COMPAT_TRANSFORMERS ?= 5.17.0
 METHOD_TESTS := tests/test_methods_framework.py tests/test_methods_presets.py tests/test_methods_cli.py \
-	tests/test_kv_methods.py tests/test_kv_evict.py tests/test_kv_cards.py tests/test_sparsemm.py \
-	tests/test_transformers_adapter.py tests/test_methods_fidelity.py
+	tests/test_kv_methods.py tests/test_kv_evict.py tests/test_kv_fused_decode.py tests/test_sparsemm.py tests/test_budget.py \
+	tests/test_methods_cards.py tests/test_transformers_adapter.py
 
 .PHONY: venv test test-compat test-latest lock validate site serve clean gpu-check
 

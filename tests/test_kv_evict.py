@@ -37,17 +37,6 @@ def test_topk_keep_rejects_impossible_budgets():
         evict.topk_keep(torch.rand(1, 1, 10), 11)
 
 
-def test_resolve_kv_budget():
-    assert evict.resolve_kv_budget(None, 50) == 50
-    assert evict.resolve_kv_budget(1.0, 50) == 50
-    assert evict.resolve_kv_budget(0.1, 95) == 10
-    assert evict.resolve_kv_budget(7, 50) == 7
-    assert evict.resolve_kv_budget(70, 50) == 50
-    for bad in (0.0, 1.5, 0, True):
-        with pytest.raises((ValueError, TypeError)):
-            evict.resolve_kv_budget(bad, 50)
-
-
 def test_group_scores_folds_gqa_groups():
     s = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
     got = evict.group_scores(s, 2, "sum")

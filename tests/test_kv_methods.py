@@ -14,7 +14,8 @@ from lvlm_atlas.methods.algorithms.pyramidkv import PyramidKV  # noqa: E402
 from lvlm_atlas.methods.algorithms.snapkv import SnapKV  # noqa: E402
 from lvlm_atlas.methods.algorithms.streamingllm import StreamingLLM  # noqa: E402
 from lvlm_atlas.methods.algorithms.vl_cache import VLCache  # noqa: E402
-from lvlm_atlas.methods.kv.evict import group_scores, resolve_kv_budget  # noqa: E402
+from lvlm_atlas.methods.budget import resolve_budget  # noqa: E402
+from lvlm_atlas.methods.kv.evict import group_scores  # noqa: E402
 from lvlm_atlas.methods.kv.layers import EvictableLayer, QuantizedEvictableLayer, cache_nbytes  # noqa: E402
 from lvlm_atlas.methods.transformers_adapter import cache_kwargs, output_cache  # noqa: E402
 
@@ -77,7 +78,7 @@ def test_budget_respected_per_layer_and_head(tiny, make):
     method = make(0.25)
     out, cache = run(method, model, inputs)
     n = inputs["input_ids"].shape[1]
-    cap = resolve_kv_budget(0.25, n)
+    cap = resolve_budget(0.25, n)
     held = [l.held for l in cache.layers]
     decode_time = type(method).decode_time
     if isinstance(method, (PyramidKV, VLCache)):
@@ -86,7 +87,7 @@ def test_budget_respected_per_layer_and_head(tiny, make):
         if isinstance(method, PyramidKV):
             assert held == sorted(held, reverse=True) and held[0] > held[-1]
     elif decode_time:  # a fraction of the tokens seen so far
-        assert held == [resolve_kv_budget(0.25, n + NEW - 1)] * len(held)
+        assert held == [resolve_budget(0.25, n + NEW - 1)] * len(held)
     else:
         assert held == [cap + NEW - 1] * len(held)
     for layer in cache.layers:
@@ -208,7 +209,7 @@ def test_vl_cache_layer_budgets_follow_density(tiny):
     dens = [stats["vl_cache"][i][1] for i in range(4)]
     budgets = stats["vl_cache_budgets"]
     n = inputs["input_ids"].shape[1]
-    assert sum(budgets) == 4 * resolve_kv_budget(0.3, n)
+    assert sum(budgets) == 4 * resolve_budget(0.3, n)
     assert [l.held for l in kv.cache.layers] == budgets
     order = sorted(range(4), key=lambda i: dens[i])
     assert [budgets[i] for i in order] == sorted(budgets)  # denser layers never get less
@@ -279,7 +280,7 @@ def test_each_method_runs_on_tiny_llava_next(make):
     out, cache = run(method, b.model, inp, new=3)
     n = inp["input_ids"].shape[1]
     held = [l.held for l in cache.layers]
-    cap = resolve_kv_budget(0.25, n)
+    cap = resolve_budget(0.25, n)
     extra = 0 if type(method).decode_time else 2
-    assert sum(held) == len(held) * (resolve_kv_budget(0.25, n + 2) if type(method).decode_time else cap + extra)
+    assert sum(held) == len(held) * (resolve_budget(0.25, n + 2) if type(method).decode_time else cap + extra)
     assert cache.get_seq_length() == n + 2 and out.sequences.shape[1] == n + 3

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 
+from lvlm_atlas.methods.budget import resolve_budget
 from lvlm_atlas.methods.layout import TokenLayout
 from lvlm_atlas.methods.stages import Stage
 
@@ -77,21 +77,6 @@ class LayerContext:
         first = int(self.visual_rows.min()) if self.visual_rows.numel() else 0
         rows = (~is_vis).nonzero().squeeze(1)
         return rows[rows > first]
-
-
-def resolve_budget(budget: int | float | None, n_visual: int, default: float = 1.0) -> int:
-    """Visual tokens to keep: an int is a count (capped at n_visual); a float in (0, 1] a fraction."""
-    if budget is None:
-        budget = default
-    if isinstance(budget, bool):
-        raise TypeError("budget must be an int (tokens kept) or a float fraction, not bool")
-    if isinstance(budget, float):
-        if not 0.0 < budget <= 1.0:
-            raise ValueError(f"fractional budget must be in (0, 1], got {budget}")
-        return max(1, min(n_visual, int(math.ceil(budget * n_visual))))
-    if budget < 1:
-        raise ValueError(f"budget must keep at least one visual token, got {budget}")
-    return min(int(budget), n_visual)
 
 
 @dataclass

@@ -18,8 +18,9 @@ from typing import Any, Callable
 
 import torch
 
-from lvlm_atlas.methods.transformers_adapter import ModelAdapter, past_length
-from lvlm_atlas.methods.base import LayerContext, Method, PrefillContext, Selection, resolve_budget
+from lvlm_atlas.methods.transformers_adapter import ModelAdapter, check_cache_argument, past_length
+from lvlm_atlas.methods.base import LayerContext, Method, PrefillContext, Selection
+from lvlm_atlas.methods.budget import resolve_budget
 from lvlm_atlas.methods.layout import TokenLayout
 from lvlm_atlas.methods.signals import llm_attention_mass, llm_attention_received, llm_attention_rows
 from lvlm_atlas.methods.stages import Stage
@@ -36,9 +37,13 @@ class RequestStats:
 
 @dataclass
 class _Request:
+    """One request as the session tracks it: the only place prefill vs decode is decided (token and KV
+    methods alike read `phase`, `prompt_len` and `is_visual` from here)."""
     layout: TokenLayout | None
     stats: RequestStats
     mm_kwargs: dict
+    prompt_len: int = 0
+    is_visual: torch.Tensor | None = None   # (B, prompt_len) bool: which prompt positions are image tokens
     phase: str = "prefill"
     lm_len: int = 0                         # sequence length at the decoder input before pruning
     pre_keep: torch.Tensor | None = None    # kept positions (pre-LLM pruning)
@@ -72,6 +77,7 @@ class Session:
         self._prune_layers: list[int] = []
         self.vision_capture: tuple | None = None   # latest vision-attention input (vision_signals)
         self.vision_grid = None                     # Qwen2.5-VL grid_thw (vision_signals)
+        self._request_listeners: list[Callable[[_Request], None]] = []
 
     # --- hook management (also for kv/cache/decode methods) -----------------------------------------
     def add_forward_pre_hook(self, module, fn: Callable, with_kwargs: bool = True):
@@ -83,6 +89,10 @@ class Session:
         h = module.register_forward_hook(fn, with_kwargs=with_kwargs)
         self._handles.append(h)
         return h
+
+    def on_new_request(self, fn: Callable[["_Request"], None]) -> None:
+        """Call `fn(request)` when a new request's prefill starts (e.g. the KV controller's per-request state)."""
+        self._request_listeners.append(fn)
 
     def add_cleanup(self, fn: Callable[[], None]) -> None:
         """Run `fn` when the session closes (after its hooks are removed; last added runs first)."""
@@ -143,6 +153,7 @@ class Session:
 
     # --- multimodal base model: new request -> layout ------------------------------------------------
     def _on_mm(self, module, args, kwargs):
+        check_cache_argument(module, kwargs)
         if past_length(kwargs) > 0:
             if self._req is not None:
                 self._req.phase = "decode"
@@ -154,14 +165,23 @@ class Session:
             raise NotImplementedError(f"{self.method.name} supports batch size 1 only (got {input_ids.shape[0]}); "
                                       "run one request at a time")
         layout = None
-        # TokenLayout describes one request; batch-capable (kv/cache/decode) methods run without it
-        if input_ids.shape[0] == 1 and bool((input_ids == self.adapter.image_token_id).any()):
+        is_visual = input_ids == self.adapter.image_token_id
+        has_visual = bool(is_visual.any())
+        if not has_visual and kwargs.get("pixel_values") is not None:
+            raise ValueError(f"{self.method.name}: the request carries pixel_values but its input_ids hold no image "
+                             f"token (id {self.adapter.image_token_id}); build the prompt with the model's processor "
+                             "so each image is expanded into its image tokens")
+        # TokenLayout describes one request; batch-capable (kv) methods run without it
+        if input_ids.shape[0] == 1 and has_visual:
             layout = self.adapter.layout(input_ids, kwargs)
         stats = RequestStats(visual_before=layout.n_visual if layout else 0,
                              visual_after=layout.n_visual if layout else 0)
         mm_kwargs = {k: kwargs.get(k) for k in ("image_sizes", "image_grid_thw") if kwargs.get(k) is not None}
-        self._req = _Request(layout=layout, stats=stats, mm_kwargs=mm_kwargs)
+        self._req = _Request(layout=layout, stats=stats, mm_kwargs=mm_kwargs, prompt_len=int(input_ids.shape[1]),
+                             is_visual=is_visual if has_visual else None)
         self.last = stats
+        for listener in self._request_listeners:
+            listener(self._req)
         return None
 
     # --- decoder stack entry: pre-LLM pruning and decode re-indexing ---------------------------------

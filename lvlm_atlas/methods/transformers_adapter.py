@@ -34,7 +34,7 @@ from lvlm_atlas.methods.layout import TokenLayout
 
 __all__ = ["ALL_ATTENTION_FUNCTIONS", "ALL_MASK_ATTENTION_FUNCTIONS", "AttentionInterface", "AttentionMaskInterface",
            "Cache", "DynamicCache", "DynamicLayer", "ModelAdapter", "UnsupportedModelError", "cache_kwargs",
-           "cache_of", "set_cache", "past_length", "output_cache", "attn_implementation", "eager_attention_function",
+           "cache_of", "set_cache", "check_cache_argument", "past_length", "output_cache", "attn_implementation", "eager_attention_function",
            "qwen_vision_rotary", "qwen25_window_order", "llava_next_patch_counts", "TRANSFORMERS_VERSION"]
 
 TRANSFORMERS_VERSION = transformers.__version__
@@ -77,6 +77,17 @@ def past_length(kwargs: dict) -> int:
     """Tokens already in the cache this forward call received (0: a new request's prefill)."""
     c = cache_of(kwargs)
     return int(c.get_seq_length()) if c is not None else 0
+
+
+def check_cache_argument(module: nn.Module, kwargs: dict) -> None:
+    """Fail loudly if a forward call carries its cache under a name this adapter does not know: otherwise
+    every decode step would look like a new request (methods would report no visual tokens, evict nothing)."""
+    for name, value in kwargs.items():
+        if isinstance(value, Cache) and name not in CACHE_NAMES:
+            raise UnsupportedModelError(
+                f"{type(module).__name__} received its KV cache as {name!r}, which this version of lvlm_atlas does "
+                f"not know (transformers {TRANSFORMERS_VERSION}); install a transformers version in the tested "
+                "range (see pyproject.toml) or add the name to transformers_adapter.CACHE_NAMES")
 
 
 def cache_kwargs(model: nn.Module, cache_obj: Cache | None) -> dict:

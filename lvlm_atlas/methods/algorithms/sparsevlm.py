@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from lvlm_atlas.methods.base import AttentionGuidedMethod, LayerContext, Selection, resolve_budget
+from lvlm_atlas.methods.base import AttentionGuidedMethod, LayerContext, Selection
+from lvlm_atlas.methods.budget import resolve_budget
 from lvlm_atlas.methods.registry import register
 from lvlm_atlas.methods.stages import Stage
 from lvlm_atlas.methods.algorithms._common import merge_into_nearest

@@ -23,7 +23,7 @@ import time
 import torch
 
 from lvlm_atlas.methods.transformers_adapter import attn_implementation
-from lvlm_atlas.methods.kv.evict import resolve_kv_budget
+from lvlm_atlas.methods.budget import resolve_budget
 from lvlm_atlas.methods.kv.layers import cache_nbytes
 
 METHODS = ("streamingllm", "h2o", "snapkv", "pyramidkv", "look_m", "vl_cache", "kivi")
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 # 2-bit codes + fp32 (scale, min) per 32 elements; the last `residual` tokens stay fp32
                 target, dev, ok = None, None, None
             else:
-                target = resolve_kv_budget(budget, n_prompt) / n_prompt
+                target = resolve_budget(budget, n_prompt) / n_prompt
                 dev = abs(ratio - budget) / budget
                 ok = dev <= args.tolerance
                 failures += not ok

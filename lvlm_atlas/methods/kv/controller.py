@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
@@ -143,23 +142,23 @@ def language_model_of(model: nn.Module) -> nn.Module:
 
 
 class KVController:
-    """Installs a :class:`KVPolicy` (and optionally KIVI storage) on a model; use as a context manager."""
+    """Installs a :class:`KVPolicy` (and optionally KIVI storage) on the model of a method session.
 
-    def __init__(self, model: nn.Module, policy: KVPolicy, quant: QuantSpec | None = None,
-                 score_backend: str = "auto",
-                 register: Callable[..., object] | None = None,
-                 on_overhead: Callable[[float], None] | None = None):
-        self.model = model
+    The session is the request tracker: it decides when a new request's prefill starts (and which prompt
+    positions are image tokens) and whether a forward call is a prefill or a decode step; this controller
+    only swaps the cache layers and calls the policy. Its hooks are the session's, removed when it closes.
+    """
+
+    def __init__(self, session, policy: KVPolicy, quant: QuantSpec | None = None, score_backend: str = "auto"):
+        self.session = session
+        self.model = session.model
         self.policy = policy
         self.quant = quant
         self.score_backend = score_backend
-        self.lm = language_model_of(model)
+        self.lm = language_model_of(self.model)
         self.num_layers = len(self.lm.layers)
         self.request: KVRequest | None = None
         self.cache: Cache | None = None
-        self._handles: list = []
-        self._register = register
-        self._on_overhead = on_overhead
         self.overhead_s = 0.0  # time spent in policy hooks (scoring, selection, merging, quantizing)
         self.fused: KVAttentionRoute | None = None  # set while the packed-cache decode attention is routed
 
@@ -175,21 +174,21 @@ class KVController:
             backend = self.quant.backend if self.quant is not None else "auto"
             fused_decode = self.quant is not None and self.quant.fused_decode
             route = KVAttentionRoute(self.model, self.lm, self._cache_layer, backend=backend,
-                                         fused_decode=fused_decode)
+                                     fused_decode=fused_decode)
             if route.supported() or ragged:   # per-head budgets cannot be honoured without it: open() explains
                 self.fused = route.open()
-        self._hook(self.model, self._on_model_pre, pre=True)
-        self._hook(self.lm, self._on_lm_pre, pre=True)
-        self._hook(self.lm, self._on_lm_post, pre=False)
+                self.session.add_cleanup(self._close_route)
+        s = self.session
+        s.on_new_request(self._begin_request)
+        s.add_forward_pre_hook(self.lm, self._on_lm_pre, with_kwargs=True)
+        s.add_forward_hook(self.lm, self._on_lm_post, with_kwargs=True)
         for layer in self.lm.layers:
-            self._hook(layer.self_attn, self._on_attention_post, pre=False)
+            s.add_forward_hook(layer.self_attn, self._on_attention_post, with_kwargs=True)
         return self
 
-    def close(self) -> None:
-        while self._handles:
-            self._handles.pop().remove()
+    def _close_route(self) -> None:
         if self.fused is not None:
-            self.fused.close()
+            self.fused.close()   # restores the attention implementation the model had
             self.fused = None
 
     def _cache_layer(self, layer_idx: int):
@@ -198,37 +197,18 @@ class KVController:
             return None
         return cache.layers[layer_idx]
 
-    def __enter__(self) -> "KVController":
-        return self.open()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _hook(self, module: nn.Module, fn, pre: bool) -> None:
-        if self._register is not None:
-            handle = self._register(module, fn, pre)
-        elif pre:
-            handle = module.register_forward_pre_hook(fn, with_kwargs=True)
-        else:
-            handle = module.register_forward_hook(fn, with_kwargs=True)
-        if handle is not None:
-            self._handles.append(handle)
-
     @contextlib.contextmanager
-    def _timed(self, ref: torch.Tensor | None):
-        sync = isinstance(ref, torch.Tensor) and ref.is_cuda
-        if sync:
-            torch.cuda.synchronize(ref.device)
+    def _timed(self):
+        # Host time of the policy hooks. On CUDA it counts launch work, not kernel time: a method's real
+        # GPU cost is measured by `atlas bench --profile`, never by synchronising inside a timed run.
         t0 = time.perf_counter()
         try:
             yield
         finally:
-            if sync:
-                torch.cuda.synchronize(ref.device)
             dt = time.perf_counter() - t0
             self.overhead_s += dt
-            if self._on_overhead is not None:
-                self._on_overhead(dt)
+            if self.session.last is not None:
+                self.session.last.method_overhead_s += dt
 
     # -- cache ----------------------------------------------------------------------------------
     def new_layer(self) -> EvictableLayer:
@@ -244,23 +224,22 @@ class KVController:
         self.cache = cache
 
     # -- hooks ----------------------------------------------------------------------------------
-    def _on_model_pre(self, module, args, kwargs):
-        input_ids = kwargs.get("input_ids", args[0] if args else None)
-        pkv = cache_of(kwargs)
-        if input_ids is None or (isinstance(pkv, Cache) and pkv.get_seq_length() > 0):
-            return None
-        image_token_id = getattr(getattr(self.model, "config", None), "image_token_id", None)
-        is_visual = (input_ids == image_token_id) if image_token_id is not None else None
-        self.request = KVRequest(int(input_ids.shape[1]), is_visual, self.num_layers)
+    def _begin_request(self, req) -> None:
+        self.request = KVRequest(req.prompt_len, req.is_visual, self.num_layers)
         self.policy.begin_request(self.request)
-        return None
+
+    def _phase(self) -> str | None:
+        req = self.session.request
+        return None if req is None else req.phase
 
     def _on_lm_pre(self, module, args, kwargs):
         pkv = cache_of(kwargs)
+        if self._phase() != "prefill":
+            return None
         if isinstance(pkv, Cache):
-            if pkv.get_seq_length() == 0 and not all(isinstance(l, EvictableLayer) for l in pkv.layers[: self.num_layers] or [None]):
+            if not all(isinstance(l, EvictableLayer) for l in pkv.layers[: self.num_layers] or [None]):
                 self._install_layers(pkv)
-            elif pkv.get_seq_length() == 0:
+            else:
                 self.cache = pkv
             return None
         use_cache = kwargs.get("use_cache")
@@ -275,25 +254,19 @@ class KVController:
 
     def _on_attention_post(self, module, args, kwargs, output):
         pkv = cache_of(kwargs)
-        if not isinstance(pkv, Cache) or module.layer_idx >= len(pkv.layers):
+        if not isinstance(pkv, Cache) or module.layer_idx >= len(pkv.layers) or self.request is None:
             return None
         layer = pkv.layers[module.layer_idx]
         if not isinstance(layer, EvictableLayer):
             return None
         hidden = kwargs.get("hidden_states", args[0] if args else None)
         q = int(hidden.shape[1])
-        if layer.seen == q and q > 0:
-            phase = "prefill"
-            if self.request is None or self.request.prompt_len != q:
-                self.request = KVRequest(q, None, self.num_layers)
-                self.policy.begin_request(self.request)
-        elif q == 1:
-            phase = "decode"
-        else:
+        phase = self._phase()
+        if phase == "decode" and q != 1:
             return None  # a multi-token continuation: held as is (policies act on prefill and single steps)
         ctx = KVLayerContext(module.layer_idx, layer, module, hidden, kwargs["position_embeddings"],
                              self.request, phase, self.score_backend)
-        with self._timed(hidden), torch.no_grad():
+        with self._timed(), torch.no_grad():
             if phase == "prefill":
                 self.policy.on_prefill(ctx)
             else:
@@ -302,17 +275,25 @@ class KVController:
 
     def _on_lm_post(self, module, args, kwargs, output):
         cache = self.cache
-        if cache is None or self.request is None:
+        if cache is None or self.request is None or self._phase() != "prefill":
             return None
         layers = [l for l in cache.layers if isinstance(l, EvictableLayer)]
         if not layers:
             return None
-        hidden = kwargs.get("inputs_embeds")
-        q = int(hidden.shape[1]) if isinstance(hidden, torch.Tensor) else None
-        if q is not None and q > 1 and layers[0].seen == q:
-            with self._timed(hidden), torch.no_grad():
-                self.policy.end_prefill(layers, self.request)
-                for layer in layers:
-                    if isinstance(layer, QuantizedEvictableLayer):
-                        layer.flush()
+        with self._timed(), torch.no_grad():
+            self.policy.end_prefill(layers, self.request)
+            for layer in layers:
+                if isinstance(layer, QuantizedEvictableLayer):
+                    layer.flush()
+        self._check_evicted(layers)
         return None
+
+    def _check_evicted(self, layers: list[EvictableLayer]) -> None:
+        """A budget below the prompt length that evicted nothing is a bug, never a result to report."""
+        capacity = getattr(self.policy, "capacity", None)
+        if capacity is None or self.policy.decode_time:
+            return
+        if capacity() < self.request.prompt_len and not any(l.evicted for l in layers):
+            raise RuntimeError(f"{type(self.policy).__name__}: the budget keeps {capacity()} of "
+                               f"{self.request.prompt_len} prompt entries but no layer evicted anything; "
+                               "the cache hooks did not run (unsupported model or transformers version?)")

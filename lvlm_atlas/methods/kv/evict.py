@@ -12,21 +12,6 @@ import torch
 import torch.nn.functional as F
 
 
-def resolve_kv_budget(budget: int | float | None, n_tokens: int) -> int:
-    """Entries to keep out of ``n_tokens``: an int is a count, a float in (0, 1] a fraction (rounded)."""
-    if budget is None:
-        return n_tokens
-    if isinstance(budget, bool):
-        raise TypeError("budget must be an int (entries kept) or a float fraction, not bool")
-    if isinstance(budget, float):
-        if not 0.0 < budget <= 1.0:
-            raise ValueError(f"fractional KV budget must be in (0, 1], got {budget}")
-        return max(1, min(n_tokens, int(round(budget * n_tokens))))
-    if budget < 1:
-        raise ValueError(f"KV budget must keep at least one entry, got {budget}")
-    return min(int(budget), n_tokens)
-
-
 def group_scores(scores: torch.Tensor, num_kv_heads: int, reduce: str = "mean") -> torch.Tensor:
     """Fold per-query-head scores ``(B, Hq, N)`` onto key/value heads ``(B, Hkv, N)`` (GQA groups)."""
     B, Hq, N = scores.shape

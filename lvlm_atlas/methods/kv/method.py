@@ -20,7 +20,7 @@ import torch
 
 from lvlm_atlas.methods.base import Method
 from lvlm_atlas.methods.kv.controller import KVController, KVPolicy, KVRequest, QuantSpec
-from lvlm_atlas.methods.kv.evict import resolve_kv_budget
+from lvlm_atlas.methods.budget import resolve_budget
 from lvlm_atlas.methods.stages import Stage
 
 
@@ -56,7 +56,7 @@ class KVMethod(Method, KVPolicy):
         average, for layer-allocating methods. Decode-time methods pass the tokens seen so far, so
         a fractional budget stays a fraction of the growing context (and 1.0 never evicts)."""
         n = self._request.prompt_len if tokens is None else tokens
-        return resolve_kv_budget(self.budget, n)
+        return resolve_budget(self.budget, n)
 
     # -- application --------------------------------------------------------------------------------
     def quant_spec(self) -> QuantSpec | None:
@@ -66,21 +66,9 @@ class KVMethod(Method, KVPolicy):
                          fused_decode=self.kv_fused_decode, backend=self.kv_backend)
 
     def install(self, session) -> None:
-        """Register the cache hooks through the session (removed with the session's own hooks)."""
-
-        def register(module, fn, pre: bool):
-            if pre:
-                return session.add_forward_pre_hook(module, fn, with_kwargs=True)
-            return session.add_forward_hook(module, fn, with_kwargs=True)
-
-        def overhead(seconds: float) -> None:
-            if session.last is not None:
-                session.last.method_overhead_s += seconds
-
-        self.kv = KVController(session.model, self, self.quant_spec(), score_backend=self.score_backend,
-                               register=register, on_overhead=overhead)
+        """Attach the cache hooks to the session (removed with the session's own hooks)."""
+        self.kv = KVController(session, self, self.quant_spec(), score_backend=self.score_backend)
         self.kv.open()
-        session.add_cleanup(self.kv.close)   # restores the attention implementation the model had
 
 
 def window_force(held: int, window: int, device) -> torch.Tensor:
