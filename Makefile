@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q "$(TORCH_SPEC)" -r $(LOCK)
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -q --no-deps -e .
 	rm -f $(VENV)/.deps-*
 	touch $(STAMP)
 
@@ -38,7 +38,7 @@ test-compat: venv
 	grep -vE '^(transformers|huggingface.hub|tokenizers|safetensors)==' $(LOCK) > .venv-compat/lock.txt
 	.venv-compat/bin/python -m pip install -q "$(TORCH_SPEC)"
 	.venv-compat/bin/python -m pip install -q "$(TORCH_SPEC)" -r .venv-compat/lock.txt "transformers==$(COMPAT_TRANSFORMERS)"
-	.venv-compat/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	.venv-compat/bin/python -m pip install -q --no-deps -e .
 	.venv-compat/bin/python -m pytest -q $(METHOD_TESTS)
 
 # The newest releases the declared ranges allow (what a fresh `pip install .` gets today), in a throw-away venv.

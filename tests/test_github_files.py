@@ -99,3 +99,18 @@ def test_validate_workflow_runs_on_pull_requests():
     runs = " ".join(s.get("run", "") for s in wf["jobs"]["validate"]["steps"])
     for needed in ("atlas validate", "pytest", "make site", "chromium-driver"):
         assert needed in runs, needed
+
+
+def test_weekly_workflow_tests_the_newest_allowed_releases():
+    wf = _load(ROOT / ".github" / "workflows" / "latest.yml")
+    assert "schedule" in wf["on"] and wf["permissions"] == {"contents": "read"}
+    runs = " ".join(s.get("run", "") for s in wf["jobs"]["latest"]["steps"])
+    assert "make test-latest" in runs
+    make = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "test-latest:" in make and "--upgrade" in make.split("test-latest:")[1].split("\n\n")[0]
+
+
+def test_workflows_install_the_project_with_the_lock():
+    for name in ("enrich.yml", "ingest.yml", "pages.yml"):
+        text = (ROOT / ".github" / "workflows" / name).read_text(encoding="utf-8")
+        assert "-c requirements/lock.txt -e" in text, name

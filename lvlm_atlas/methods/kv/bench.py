@@ -5,7 +5,7 @@
 Runs a LLaVA-1.5-shaped random-weight model (576 visual tokens from a 336-pixel image, reduced
 widths so it runs in seconds on CPU) once without a method and once per (method, budget). KV bytes
 are summed from the cache tensors right after prefill (and after decoding), and compared with
-``budget * full-cache bytes``. Prints a table; ``--out`` writes the INTERFACES.md results JSON.
+``budget * full-cache bytes``. Prints a table; ``--out`` writes the results JSON of docs/method-format.md.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def atom_feed(ctx: RenderContext) -> str:
     ET.SubElement(feed, f"{{{ATOM}}}link", rel="alternate", type="text/html", href=link_to("recent.md"))
     author = ET.SubElement(feed, f"{{{ATOM}}}author")
     ET.SubElement(author, f"{{{ATOM}}}name").text = "LVLM Atlas contributors"
-    ET.SubElement(feed, f"{{{ATOM}}}generator").text = "LVLM Atlas site_gen"
+    ET.SubElement(feed, f"{{{ATOM}}}generator").text = "LVLM Atlas"
     for p in papers:
         e = ET.SubElement(feed, f"{{{ATOM}}}entry")
         ET.SubElement(e, f"{{{ATOM}}}title").text = _x(f"{p.name}: {p.title}")
