@@ -19,6 +19,7 @@ import yaml
 from lvlm_atlas import paths
 from lvlm_atlas.catalog.loader import Catalog
 from lvlm_atlas.catalog.taxonomy import load_taxonomy
+from lvlm_atlas.catalog.results import load_results
 from lvlm_atlas.catalog.validate import validate_catalog
 from tests.catalog_factory import paper_dict
 
@@ -65,7 +66,6 @@ def hostile_paper() -> dict:
         journal_ref="`code` **bold** _it_ <!-- comment -->",
         links={"paper": "https://example.org/hostile", "project": QUOTE_URL,
                "code": [{"url": "https://github.com/example/hostile?a=1&b=<x>", "official": False}]},
-        results=[{"model": XSS_SCRIPT, "benchmark": "VQA|v2", "metric": "acc", "value": 1.5, "setting": XSS_TEMPLATE}],
         placements=[{"node": "decoding/kv-cache-compression/token-level", "primary": True}],
         modality=["video"],
     )
@@ -100,6 +100,39 @@ CARD = {
                 "setting": "64 tokens"}],
     "notes": "none",
 }
+# Reported results of the test catalog: two papers' tables on LLaVA-1.5-7B (one re-runs the other as a baseline)
+RESULTS = {
+    "mergeall": {
+        "paper": "mergeall", "version": "arXiv v2", "url": "https://arxiv.org/abs/2501.00001v2",
+        "note": "POPE: F1 <script>alert('xss-results')</script>",
+        "tables": [{"source": "Table 1", "model": "llava-1.5-7b", "rows": [
+            {"method": "unpruned", "role": "unpruned", "setting": {"visual_tokens": 576},
+             "scores": {"gqa": 61.9, "mme": 1862, "pope": 85.9}},
+            {"method": "mergeall", "role": "own", "setting": {"visual_tokens": 64},
+             "scores": {"gqa": 57.5, "mme": 1690, "pope": 80.1}},
+            {"method": "mergeall", "role": "own", "setting": {"visual_tokens": 128},
+             "scores": {"gqa": 59.3, "mme": 1760, "pope": 84.0}},
+            {"method": "fastprune", "role": "baseline", "setting": {"visual_tokens": 64},
+             "scores": {"gqa": 46.1, "mme": 1256, "pope": 59.6}},
+        ]}],
+    },
+    "fastprune": {
+        "paper": "fastprune", "version": "arXiv v1", "url": "https://arxiv.org/abs/2403.00001",
+        "tables": [{"source": "Table 2", "model": "llava-1.5-7b", "rows": [
+            {"method": "unpruned", "role": "unpruned", "setting": {"visual_tokens": 576},
+             "scores": {"gqa": 62.0, "mme": 1850, "pope": 86.0}},
+            {"method": "fastprune", "role": "own", "setting": {"visual_tokens": 64},
+             "variant": "<b>v2</b>", "scores": {"gqa": 49.6, "mme": 1310, "pope": 62.3}},
+        ]}],
+    },
+}
+RESULTS["hostile-entry"] = {
+    "paper": "hostile-entry", "version": XSS_TEMPLATE, "url": "https://example.org/x?a=<b>&c=\"d\"",
+    "note": XSS_SCRIPT,
+    "tables": [{"source": "Table 9", "model": "llava-1.5-7b", "rows": [
+        {"method": "hostile-entry", "role": "own", "variant": XSS_SCRIPT, "hardware": "VQA|v2 " + XSS_TEMPLATE,
+         "setting": {"visual_tokens": 32}, "scores": {"vqav2": 1.5}}]}],
+}
 BENCH = {
     "schema": 1,
     "provenance": {"device": "cpu <script>", "torch": "2.13.0", "transformers": "5.0", "attention_backend": "sdpa",
@@ -131,10 +164,20 @@ def write_tree(root: Path, entries: list[dict], with_card: bool = True) -> Catal
         bench = root / "catalog" / "benchmarks"
         bench.mkdir(parents=True, exist_ok=True)
         (bench / "fastprune-cpu.json").write_text(json.dumps(BENCH), encoding="utf-8")
+    results_dir = root / "catalog" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    ids = {e["id"] for e in entries}
+    for pid, doc in RESULTS.items():
+        methods = {r["method"] for tb in doc["tables"] for r in tb["rows"]} - {"unpruned"}
+        if pid in ids and methods <= ids:
+            (results_dir / f"{pid}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     tax = load_taxonomy()
     report = validate_catalog(papers, tax, cards_dir=root / "methods" / "cards")
     assert not report.problems, "\n".join(str(p) for p in report.problems)
-    return Catalog(papers=sorted(report.papers, key=lambda p: p.id), taxonomy=tax, root=root / "catalog")
+    results, problems = load_results(results_dir, {p.id for p in report.papers})
+    assert not problems, problems
+    return Catalog(papers=sorted(report.papers, key=lambda p: p.id), taxonomy=tax, root=root / "catalog",
+                   results=results)
 
 
 def generate(root: Path, catalog: Catalog, out: Path | None = None, data_root: Path | None = None) -> Path:

@@ -67,7 +67,7 @@ GOLDEN = [
     ("unknown key with suggestion",
      lambda t: t.replace("summary:", "sumary:"),
      "example-method.yaml:2:1: missing required key 'summary' | add 'summary:' (see catalog/papers/fastv.yaml for a complete entry)",
-     "example-method.yaml:25:1: unknown key 'sumary' | did you mean 'summary'? allowed keys here: abstract, added, authors, bottleneck, builds_on, candidate, comment, date, granularity, id, identifiers, journal_ref, kind, links, method, modality, name, placements, results, scenario, source, status, summary, title, training_free, venue, year"),
+     "example-method.yaml:25:1: unknown key 'sumary' | did you mean 'summary'? allowed keys here: abstract, added, authors, bottleneck, builds_on, candidate, comment, date, granularity, id, identifiers, journal_ref, kind, links, method, modality, name, placements, scenario, source, status, summary, title, training_free, venue, year"),
     ("unknown taxonomy node",
      lambda t: t.replace("prefilling/token-compression/attention-guided", "prefilling/token-compresion/attention-guided"),
      "example-method.yaml:19:11: placements: unknown taxonomy node 'prefilling/token-compresion/attention-guided'; did you mean 'prefilling/token-compression/attention-guided'? | "),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lvlm_atlas import paths
 from lvlm_atlas.catalog.models import Paper
+from lvlm_atlas.catalog.results import ResultsFile, load_results
 from lvlm_atlas.catalog.taxonomy import Taxonomy, load_taxonomy
 from lvlm_atlas.catalog.validate import validate_catalog
 
@@ -27,6 +28,7 @@ class Catalog:
     papers: list[Paper]
     taxonomy: Taxonomy
     root: Path = field(default=paths.CATALOG)
+    results: list[ResultsFile] = field(default_factory=list)  # paper-reported numbers (catalog/results/)
 
     @cached_property
     def by_id(self) -> dict[str, Paper]:
@@ -45,4 +47,7 @@ def load_catalog(papers_dir: Path = paths.PAPERS, taxonomy_path: Path = paths.TA
     if report.problems:
         raise CatalogError(report.problems)
     papers = sorted(report.papers, key=lambda p: p.id)
-    return Catalog(papers=papers, taxonomy=tax, root=papers_dir.parent)
+    results, problems = load_results(papers_dir.parent / "results", {p.id for p in papers})
+    if problems:
+        raise CatalogError(problems)
+    return Catalog(papers=papers, taxonomy=tax, root=papers_dir.parent, results=results)

@@ -152,17 +152,6 @@ class Placement(Strict):
     primary: bool = False
 
 
-class Result(Strict):
-    """A number the authors report in their paper (not measured by us)."""
-    model: str
-    benchmark: str
-    metric: str
-    value: float
-    unit: str | None = None
-    setting: str | None = Field(default=None, description="e.g. '64 of 576 visual tokens kept'.")
-    baseline: float | None = Field(default=None, description="The unmodified model's value in the same setting.")
-
-
 class Paper(Strict):
     """One paper of the catalog."""
 
@@ -187,7 +176,6 @@ class Paper(Strict):
     training_free: bool | None = Field(default=None, description="null when the question does not apply (models, benchmarks).")
     summary: str = Field(min_length=10, max_length=400, description="One line, in our own words.")
     abstract: str | None = Field(default=None, max_length=5000)
-    results: list[Result] = Field(default_factory=list)
     method: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$", description="Name of a runnable implementation in methods/.")
     builds_on: list[Annotated[str, Field(pattern=SLUG_RE)]] = Field(default_factory=list, description="Catalog ids this work directly extends.")
     added: dt.date = Field(description="Date the entry was added to the catalog.")

@@ -162,3 +162,9 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def comparisons(files: list[ResultsFile]) -> set[tuple[str, str]]:
+    """(paper, compared method's paper): each method a paper re-ran as a baseline in its reported tables."""
+    return {(f.paper, r.method) for f in files for t in f.tables for r in t.rows
+            if r.role == "baseline" and r.method not in (f.paper, "unpruned")}

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from lvlm_atlas import paths
+from lvlm_atlas.catalog.results import load_results
 from lvlm_atlas.catalog.taxonomy import load_taxonomy
 from lvlm_atlas.catalog.validate import validate_catalog
 
@@ -23,13 +24,20 @@ def run(args) -> int:
         print(f"{args.taxonomy}:1:1: cannot load the taxonomy: {exc}", file=sys.stderr)
         return 1
     report = validate_catalog(args.papers, tax)
+    results, result_problems = load_results(args.papers.parent / "results", {p.id for p in report.papers})
     annotate = os.environ.get("GITHUB_ACTIONS") == "true"
     for problem in report.problems:
         print(problem)
         if annotate:
             print(problem.github_annotation())
+    for problem in result_problems:
+        print(problem)
+    ok = report.ok and not result_problems
     if not args.quiet:
-        state = "OK" if report.ok else f"{len(report.problems)} problem(s)"
-        print(f"validated {report.files} file(s), {len(report.papers)} valid paper(s): {state}",
-              file=sys.stderr if report.ok else sys.stdout)
-    return 0 if report.ok else 1
+        n_problems = len(report.problems) + len(result_problems)
+        state = "OK" if ok else f"{n_problems} problem(s)"
+        rows = sum(len(t.rows) for f in results for t in f.tables)
+        print(f"validated {report.files} file(s), {len(report.papers)} valid paper(s), "
+              f"{len(results)} results file(s) with {rows} row(s): {state}",
+              file=sys.stderr if ok else sys.stdout)
+    return 0 if ok else 1

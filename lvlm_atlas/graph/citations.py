@@ -16,11 +16,13 @@ from typing import Iterable
 import networkx as nx
 
 from lvlm_atlas.catalog.loader import Catalog
+from lvlm_atlas.catalog.results import comparisons
 from lvlm_atlas.enrich.records import IdIndex, reresolve
 from lvlm_atlas.enrich.store import Store
 
 CITES = "s2"            # edge source: Semantic Scholar reference lists
 BUILDS_ON = "builds_on"  # edge source: curated builds_on
+COMPARES = "compares"    # edge source: a baseline the paper re-ran in its reported tables (catalog/results/)
 
 
 def pagerank(graph: nx.DiGraph, alpha: float = 0.85, tol: float = 1e-10, max_iter: int = 500) -> dict:
@@ -197,6 +199,9 @@ def build_graph(catalog: Catalog, store: Store | None = None, *, include_candida
     for p in papers:
         for v in p.builds_on:
             add(p.id, v, BUILDS_ON)
+    for u, v in sorted(comparisons(catalog.results)):
+        if u in ids:
+            add(u, v, COMPARES)
     return CitationGraph(graph=g, external_refs=external, enriched=frozenset(enriched))
 
 
@@ -204,8 +209,10 @@ def summary_lines(cg: CitationGraph, catalog: Catalog, top: int = 10) -> Iterabl
     g = cg.graph
     n_s2 = sum(1 for *_, s in g.edges(data="sources") if CITES in s)
     n_bo = sum(1 for *_, s in g.edges(data="sources") if BUILDS_ON in s)
+    n_cmp = sum(1 for *_, s in g.edges(data="sources") if COMPARES in s)
     yield f"papers: {g.number_of_nodes()}; with Semantic Scholar references: {len(cg.enriched)}"
-    yield f"edges: {g.number_of_edges()} ({n_s2} from reference lists, {n_bo} curated builds_on)"
+    yield (f"edges: {g.number_of_edges()} ({n_s2} from reference lists, {n_bo} curated builds_on, "
+           f"{n_cmp} comparisons in reported tables)")
     comps = cg.components()
     linked = [c for c in comps if len(c) > 1]
     yield (f"weakly connected components: {len(comps)} ({len(linked)} with 2+ papers; "

@@ -67,7 +67,7 @@ def code_cell(paper: Paper) -> str:
     return " ".join(links) or "–"
 
 
-METHOD_COLUMNS = ("Method", "Venue", "Modality", "Training-free", "Granularity", "Key idea", "Code")
+METHOD_COLUMNS = ("Method", "Year", "Venue", "Modality", "Training-free", "Granularity", "Key idea", "Code")
 
 
 def method_table(ctx: RenderContext, papers: list[Paper], empty: str = "No papers in this category yet.") -> str:
@@ -78,12 +78,12 @@ def method_table(ctx: RenderContext, papers: list[Paper], empty: str = "No paper
     rows = []
     for p in papers:
         rows.append(
-            f"<tr><td>{paper_a(ctx, p)}{runnable_badge(ctx, p)}{candidate_badge(p)}</td><td>{venue_year(p)}</td>"
+            f"<tr><td>{paper_a(ctx, p)}{runnable_badge(ctx, p)}{candidate_badge(p)}</td><td>{p.year}</td><td>{venue_year(p)}</td>"
             f"<td>{terms_text(ctx, p, 'modality')}</td><td>{training_free_text(p)}</td>"
             f"<td>{terms_text(ctx, p, 'granularity')}</td><td>{esc(p.summary)}</td><td>{code_cell(p)}</td></tr>"
         )
-    return region(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>",
-                  searchable=False)
+    return region(f'<table class="atlas-methods atlas-sortable">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+                  + "\n".join(rows) + "\n</tbody>\n</table>", searchable=False)
 
 
 def paper_list(ctx: RenderContext, papers: list[Paper]) -> str:

@@ -17,6 +17,7 @@ MODULES = [
     "lvlm_atlas.site.pages.exports",
     "lvlm_atlas.site.pages.contributing",
     "lvlm_atlas.site.pages.methods",
+    "lvlm_atlas.site.pages.results",
     "lvlm_atlas.site.pages.graph",
     "lvlm_atlas.site.pages.costmodel",
 ]

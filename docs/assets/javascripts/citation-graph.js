@@ -61,6 +61,7 @@
           "target-arrow-shape": big ? "none" : "triangle", "target-arrow-color": "#aaa", "arrow-scale": 0.6,
           opacity: 0.6 } },
         { selector: "edge[kind = 'builds_on'], edge[kind = 'both']", style: { "line-color": "#666", width: 1.4 } },
+        { selector: "edge[kind = 'compares']", style: { "line-color": "#b26a00", "line-style": "dotted", width: 1.2 } },
         { selector: "edge.faded", style: { opacity: 0.05 } },
         { selector: ".hidden", style: { display: "none" } }
       ]

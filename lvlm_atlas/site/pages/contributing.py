@@ -14,7 +14,7 @@ from lvlm_atlas.site.escape import code, esc
 from lvlm_atlas.site.registry import register_page_builder
 
 MARKER = "<!-- atlas:schema-reference -->"
-NESTED = [models.Links, models.CodeLink, models.Identifiers, models.Placement, models.Result]
+NESTED = [models.Links, models.CodeLink, models.Identifiers, models.Placement]
 
 
 def _type_name(ann) -> str:

@@ -27,6 +27,13 @@ def exports_page(ctx: RenderContext, formats: list[str]) -> str:
     for fmt in formats:
         name, what = FILES.get(fmt, (download_path(fmt).split("/")[-1], fmt))
         lines.append(f"| {fmt} | [{name}]({ctx.link(download_path(fmt))}) | {what} |")
+    n_rows = sum(len(tb.rows) for f in ctx.catalog.results for tb in f.tables)
+    lines += ["", "## Reported results", "",
+              f"The numbers papers report ({len(ctx.catalog.results)} papers, {n_rows} rows), one row per method, "
+              "setting and table, with the paper version and table they come from (see [Results](results/index.md)):", "",
+              "| Format | Download |", "|---|---|",
+              f"| JSON | [results.json]({ctx.link('assets/data/results.json')}) |",
+              f"| CSV | [results.csv]({ctx.link('assets/data/results.csv')}) |"]
     lines += ["", "Licence: the catalog data is MIT-licensed, like the code.", ""]
     return "\n".join(lines)
 

@@ -18,7 +18,7 @@ import math
 from html import escape as _html_escape
 
 from lvlm_atlas.enrich.store import load_store
-from lvlm_atlas.graph.citations import BUILDS_ON, CITES, CitationGraph, build_graph
+from lvlm_atlas.graph.citations import BUILDS_ON, CITES, COMPARES, CitationGraph, build_graph
 from lvlm_atlas.graph.layout import layout
 from lvlm_atlas.site import urls
 from lvlm_atlas.site.blocks import region
@@ -64,7 +64,11 @@ class GraphView:
 
 
 def _edge_kind(sources: set[str]) -> str:
-    return "both" if sources == {CITES, BUILDS_ON} else ("builds_on" if BUILDS_ON in sources else "cites")
+    if CITES in sources and BUILDS_ON in sources:
+        return "both"
+    if BUILDS_ON in sources:
+        return "builds_on"
+    return "cites" if CITES in sources else "compares"
 
 
 def graph_json(ctx, view: GraphView) -> str:
@@ -127,6 +131,7 @@ def graph_page(ctx, view: GraphView) -> str:
     g = view.cg.graph
     n_cites = sum(1 for *_, s in g.edges(data="sources") if CITES in s)
     n_builds = sum(1 for *_, s in g.edges(data="sources") if BUILDS_ON in s)
+    n_cmp = sum(1 for *_, s in g.edges(data="sources") if COMPARES in s)
     legend = " ".join(f'<span class="atlas-graph-key"><span class="atlas-graph-dot" style="background:'
                       f'{STAGE_COLORS.get(s.id, OTHER_COLOR)}"></span>{h(s.label)}</span>' for s in ctx.taxonomy.stages)
     stage_boxes = "".join(f'<label><input type="checkbox" name="stage" value="{h(s.id)}" checked> {h(s.label)}</label> '
@@ -134,8 +139,9 @@ def graph_page(ctx, view: GraphView) -> str:
     lines = [
         "---", "title: Citation graph", "---", "", "# Citation graph", "",
         f"{g.number_of_nodes()} papers, {g.number_of_edges()} links: {n_cites} from Semantic Scholar reference "
-        f"lists and {n_builds} curated *builds on* links. A link points from a paper to the work it cites or "
-        "builds on. Colour: inference stage; size: PageRank within the catalog. Click a paper to open its page.",
+        f"lists, {n_builds} curated *builds on* links and {n_cmp} *compared against* links (a baseline the paper "
+        "re-ran in its reported tables, from the [results](results/index.md)). A link points from a paper to the "
+        "work it cites, builds on or compares against. Colour: inference stage; size: PageRank within the catalog. Click a paper to open its page.",
         "",
     ]
     if len(view.cg.enriched) < g.number_of_nodes():

@@ -21,8 +21,9 @@ Efficient-inference research attacks that cost at each of the three stages below
 fewer frames and adaptive resolution while **encoding**; pruning, merging and sparse attention while
 **prefilling**; smaller KV caches, speculative drafting and shorter reasoning while **decoding**; and
 serving systems that schedule the stages across devices. LVLM Atlas is a living, validated catalog of
-that work, generated into this site from YAML files that anyone can extend by pull request, with
-runnable implementations of some methods measured on real models."""
+that work, generated into this site from YAML files that anyone can extend by pull request, with the
+results papers report (each number with its paper version and table), and runnable implementations of
+some methods, timed on random-weight models (tokens, bytes and time; accuracy comes only from the papers)."""
 
 
 def home_page(ctx: RenderContext) -> str:

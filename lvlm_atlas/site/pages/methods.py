@@ -59,17 +59,73 @@ def run_command(card: MethodCard) -> str:
     return f"atlas run {card.name} --model tiny-llava --image IMAGE.jpg --prompt \"Describe the image.\""
 
 
-def results_table(rows: list[tuple[dict, dict]]) -> str:
+def weights_of(row: dict) -> str:
+    """'random weights' for the offline presets and `@random` models, else 'pretrained weights'."""
+    model = str(row.get("model", ""))
+    return "random weights" if model.startswith("tiny-") or "@random" in model else "pretrained weights"
+
+
+def hardware_of(prov: dict) -> str:
+    device = str(prov.get("device", "?"))
+    return "CPU" if device.lower().startswith("cpu") else device
+
+
+def run_groups(rows: list[tuple[dict, dict]]) -> dict[tuple[str, str], list[tuple[dict, dict]]]:
+    """Rows grouped by (hardware, weights), GPU groups first."""
+    groups: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
+    for r, prov in rows:
+        groups.setdefault((hardware_of(prov), weights_of(r)), []).append((r, prov))
+    return dict(sorted(groups.items(), key=lambda kv: (kv[0][0] == "CPU", kv[0])))
+
+
+GROUP_NOTES = {
+    "random": ("Random weights: these rows measure visual tokens kept, KV bytes, time and agreement with the "
+               "unmodified model in the same run (the *none* rows), never accuracy, which is why there is no "
+               "accuracy column."),
+    "cpu": ("CPU smoke test: this checks that the method runs end to end and what it keeps. Timings on a shared "
+            "CPU are not benchmark results."),
+}
+
+
+def results_table(rows: list[tuple[dict, dict]], baseline: list[tuple[dict, dict]] | None = None) -> str:
+    """Rows of one (hardware, weights) group, with the unmodified model's rows of the same runs first."""
+    rows = list(baseline or []) + [x for x in rows if x not in (baseline or [])]
     if not rows:
         return ""
-    cols = [c for c in RESULT_COLUMNS if any(c[0] in r for r, _ in rows)]
-    prov_cols = [k for k in ("device", "attention_backend") if any(k in p for _, p in rows)]
-    head = [h for _, h, _ in cols] + [k.replace("_", " ").capitalize() for k in prov_cols]
+    random_w = all(weights_of(r) == "random weights" for r, _ in rows)
+    cpu = all(hardware_of(p) == "CPU" for _, p in rows)
+    skip = {"accuracy"} if random_w else set()
+    if cpu:
+        skip |= {"roofline"}
+    cols = [c for c in RESULT_COLUMNS if c[0] not in skip and any(c[0] in r for r, _ in rows)]
+    prov_cols = [k for k in ("attention_backend",) if any(k in p for _, p in rows)]
+    head = ["Method"] + [h for _, h, _ in cols] + [k.replace("_", " ").capitalize() for k in prov_cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r, prov in rows:
-        cells = [fmt(r[k]) if k in r else "–" for k, _, fmt in cols] + [esc(prov.get(k, "–")) for k in prov_cols]
+        name = "none (unmodified model)" if r.get("method") == "none" else esc(r.get("method", "?"))
+        cells = [name] + [fmt(r[k]) if k in r else "–" for k, _, fmt in cols] + [esc(prov.get(k, "–")) for k in prov_cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def baseline_rows(ctx: RenderContext, rows: list[tuple[dict, dict]]) -> list[tuple[dict, dict]]:
+    """The unmodified model's rows from the same runs (same provenance) and models as `rows`."""
+    models = {r.get("model") for r, _ in rows}
+    provs = [p for _, p in rows]
+    return [(r, p) for r, p in ctx.indexes.results_for("none") if r.get("model") in models and p in provs]
+
+
+def measured_sections(ctx: RenderContext, rows: list[tuple[dict, dict]], level: str = "###") -> list[str]:
+    out = []
+    for (hardware, weights), group in run_groups(rows).items():
+        notes = []
+        if weights == "random weights":
+            notes.append(GROUP_NOTES["random"])
+        if hardware == "CPU":
+            notes.append(GROUP_NOTES["cpu"])
+        title = f"{'CPU smoke test' if hardware == 'CPU' else esc(hardware)}, {weights}"
+        out += [f"{level} {title}", "", " ".join(notes), "", results_table(group, baseline_rows(ctx, group))]
+    return out
 
 
 def provenance_list(ctx: RenderContext, name: str) -> str:
@@ -140,7 +196,7 @@ def card_page(ctx: RenderContext, card: MethodCard) -> str:
     lines += ["## Measured here", ""]
     rows = ctx.indexes.results_for(card.name)
     if rows:
-        lines += [results_table(rows), "Runs:", "", provenance_list(ctx, card.name)]
+        lines += measured_sections(ctx, rows) + ["Runs:", "", provenance_list(ctx, card.name)]
     else:
         lines += ["_No measurements committed yet._ Run `atlas bench` and commit the JSON file "
                   "it writes to `catalog/benchmarks/`.", ""]
@@ -160,10 +216,12 @@ def methods_index(ctx: RenderContext) -> str:
         lines.append("_No method cards yet._ A card is a YAML file in `lvlm_atlas/methods/cards/`; see "
                      "[Contributing](../contributing.md).\n")
         return "\n".join(lines)
-    lines += ["| Method | Paper | Acts | Summary | Measured runs |", "|---|---|---|---|---|"]
+    lines += ["| Method | Paper | Acts | Summary | Measured rows (GPU / CPU smoke) |", "|---|---|---|---|---|"]
     for c in cards:
         paper = ctx.catalog.by_id.get(c.paper or "")
-        n = len(ctx.indexes.results_for(c.name))
+        measured = ctx.indexes.results_for(c.name)
+        n_gpu = sum(1 for _, p in measured if hardware_of(p) != "CPU")
+        n = f"{n_gpu} / {len(measured) - n_gpu}"
         stage = c.data.get("stage")
         lines.append(f"| [{esc(c.label)}]({ctx.method_url(c.name)}) | {ctx.paper_link(paper) if paper else '–'} | "
                      f"{esc(STAGE_LABELS.get(stage, stage)) if stage else '–'} | {esc(c.data.get('summary', ''))} | {n} |")
@@ -194,5 +252,11 @@ def measured_results(ctx: RenderContext, paper: Paper) -> str | None:
     rows = ctx.indexes.results_for(card.name)
     if not rows:
         return None
-    return (f"## Measured results\n\n{results_table(rows)}\nProvenance of each run is on the "
-            f"[method card]({ctx.method_url(card.name)}).\n")
+    gpu = [x for x in rows if hardware_of(x[1]) != "CPU"]
+    if not gpu:
+        return (f"## Measured results\n\nOnly a CPU smoke test on random weights so far (it checks that the "
+                f"implementation runs and what it keeps; it is not a benchmark result): see the "
+                f"[method card]({ctx.method_url(card.name)}). Accuracy as the paper reports it is under "
+                f"*Reported results* when the paper's tables have been collected.\n")
+    return ("## Measured results\n\n" + "\n".join(measured_sections(ctx, gpu)) +
+            f"\nProvenance of each run is on the [method card]({ctx.method_url(card.name)}).\n")

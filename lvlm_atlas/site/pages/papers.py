@@ -130,20 +130,6 @@ def metadata(ctx: RenderContext, paper: Paper) -> str:
     return '<ul class="atlas-meta">\n' + "\n".join(f"<li><strong>{k}:</strong> {v}</li>" for k, v in items) + "\n</ul>"
 
 
-def reported_results(paper: Paper) -> str:
-    if not paper.results:
-        return ""
-    head = "".join(f"<th>{h}</th>" for h in ("Model", "Benchmark", "Metric", "Value", "Baseline", "Setting"))
-    rows = []
-    for r in paper.results:
-        value = f"{r.value:g}" + (f" {esc(r.unit)}" if r.unit else "")
-        base = "–" if r.baseline is None else f"{r.baseline:g}"
-        rows.append(f"<tr><td>{esc(r.model)}</td><td>{esc(r.benchmark)}</td><td>{esc(r.metric)}</td>"
-                    f"<td>{value}</td><td>{base}</td><td>{esc(r.setting) or '–'}</td></tr>")
-    return ('<h2 id="reported-by-the-authors">Reported by the authors</h2>\n'
-            f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>")
-
-
 def bibtex_block(paper: Paper) -> str:
     from lvlm_atlas.catalog.exports import bibtex_entry  # the lead's exporter is the one source of BibTeX
 
@@ -198,7 +184,7 @@ def paper_page(ctx: RenderContext, paper: Paper) -> str:
     if card is not None:
         meta.append(f'<p>{a(ctx.href(urls.method(card.name)), "Method card: " + esc(card.label), "md-button")}</p>')
     abstract = esc_paragraphs(paper.abstract)
-    cite = [reported_results(paper), '<h2 id="cite">Cite</h2>', bibtex_block(paper)]
+    cite = ['<h2 id="cite">Cite</h2>', bibtex_block(paper)]
     return "\n".join([
         "---",
         front_matter_title(page_title(paper)),
