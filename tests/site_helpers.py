@@ -166,6 +166,7 @@ def write_tree(root: Path, entries: list[dict], with_card: bool = True) -> Catal
         (bench / "fastprune-cpu.json").write_text(json.dumps(BENCH), encoding="utf-8")
     results_dir = root / "catalog" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(paths.CATALOG / "results-vocab.yaml", root / "catalog" / "results-vocab.yaml")
     ids = {e["id"] for e in entries}
     for pid, doc in RESULTS.items():
         methods = {r["method"] for tb in doc["tables"] for r in tb["rows"]} - {"unpruned"}

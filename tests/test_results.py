@@ -87,7 +87,7 @@ def test_comparison_edges_come_from_baseline_rows():
 def test_leaderboard_page_and_paper_sections():
     tree = built_site()
     page = (tree.site / "results" / "llava-1.5-7b" / "index.html").read_text(encoding="utf-8")
-    assert "atlas-sortable" in page and "57.5" in page and "Table 1, arXiv v2" in page
+    assert "atlas-sortable" in page and "57.5" in page and "Table 1 of arXiv v2" in page
     assert "<svg" in page and "visual tokens kept" in page
     # both papers report different unpruned GQA: the page says so, attributed
     assert "61.9" in page and "62" in page and "Unpruned baselines" in page

@@ -165,3 +165,49 @@ def test_bibtex_copy_button_copies_the_entry(server, driver):
     copied = driver.execute_script("return document.querySelector(arguments[0]).textContent", target)
     assert copied == bibtex_entry(paper).strip("\n")
     driver.save_screenshot(str(ARTIFACTS / "paper.png"))
+
+
+def test_leaderboard_sorts_and_shows_the_catalogs_values(server, driver):
+    from selenium.webdriver.common.by import By
+
+    tree, base = server
+    own64 = {r.method: r.scores["gqa"] for f in tree.catalog.results for t in f.tables for r in t.rows
+             if t.model == "llava-1.5-7b" and r.role == "own" and r.setting.visual_tokens == 64 and "gqa" in r.scores}
+    assert len(own64) >= 2
+    driver.get(base + "results/llava-1.5-7b/")
+    _wait(driver, lambda d: d.execute_script("return document.querySelector('table.atlas-leaderboard[data-sortable-ready]') !== null"))
+    table = next(t for t in driver.find_elements(By.CSS_SELECTOR, "table.atlas-leaderboard")
+                 if t.find_element(By.XPATH, "./preceding::h2[1]").text.startswith("64 visual tokens"))
+    headers = [h.text.strip() for h in table.find_elements(By.CSS_SELECTOR, "thead th")]
+    col = headers.index("GQA")
+
+    def column():
+        return [float(r.find_elements(By.TAG_NAME, "td")[col].text) for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+    table.find_elements(By.CSS_SELECTOR, "thead th button")[col].click()
+    _wait(driver, lambda d: column() == sorted(own64.values()))
+    table.find_elements(By.CSS_SELECTOR, "thead th button")[col].click()
+    _wait(driver, lambda d: column() == sorted(own64.values(), reverse=True))
+    first = table.find_element(By.CSS_SELECTOR, "tbody tr td").text
+    best = max(own64, key=own64.get)
+    assert first.startswith(tree.catalog.by_id[best].name)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "leaderboard.png"))
+
+
+def test_category_table_needs_no_sideways_scrolling_at_1280px(server, driver):
+    tree, base = server
+    driver.set_window_size(1280, 900)
+    try:
+        driver.get(base + "categories/prefilling/token-compression/attention-guided/")
+        _wait(driver, lambda d: d.execute_script("return document.readyState") == "complete")
+        widths = driver.execute_script(
+            "var t = document.querySelector('table.atlas-methods');"
+            "return [t.scrollWidth, t.parentElement.clientWidth, document.documentElement.scrollWidth, window.innerWidth,"
+            " t.querySelector('th:nth-child(7)').getBoundingClientRect().width, t.getBoundingClientRect().width];")
+        table_w, box_w, page_w, win_w, key_w, full_w = widths
+        assert table_w <= box_w + 1 and page_w <= win_w, widths
+        assert key_w >= 0.3 * full_w, widths          # the key idea gets the room
+        driver.save_screenshot(str(ARTIFACTS / "category-1280.png"))
+    finally:
+        driver.set_window_size(1300, 1000)

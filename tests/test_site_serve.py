@@ -55,7 +55,7 @@ def project(tmp_path):
     shutil.copytree(paths.ROOT / "docs", root / "docs")
     shutil.copy(paths.ROOT / "mkdocs.yml", root / "mkdocs.yml")
     (root / "catalog").mkdir()
-    for name in ("taxonomy.yaml", "models.yaml", "gpus.yaml"):
+    for name in ("taxonomy.yaml", "models.yaml", "gpus.yaml", "results-vocab.yaml"):
         if (paths.CATALOG / name).is_file():
             shutil.copy(paths.CATALOG / name, root / "catalog" / name)
     shutil.copytree(paths.CATALOG / "schema", root / "catalog" / "schema")

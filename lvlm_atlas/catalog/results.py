@@ -139,8 +139,12 @@ def load_results(results_dir: Path = RESULTS_DIR, paper_ids: set[str] | None = N
     files, problems = [], []
     if not results_dir.is_dir():
         return files, problems
-    vocab = load_vocab()
-    for path in sorted(results_dir.glob("*.yaml")):
+    files_here = sorted(results_dir.glob("*.yaml"))
+    vocab_path = results_dir.parent / "results-vocab.yaml"
+    if files_here and not vocab_path.is_file():
+        return files, [f"{vocab_path}: missing; it defines the models and benchmarks results files may use (restore it)"]
+    vocab = load_vocab(vocab_path)
+    for path in files_here:
         rf, probs = check_file(path, paper_ids, vocab)
         problems += probs
         if rf is not None and not probs:

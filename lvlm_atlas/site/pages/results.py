@@ -143,8 +143,10 @@ def _cell(v: float | None) -> str:
 
 def _source_link(ctx: RenderContext, row: Row) -> str:
     href = safe_href(row.url)
-    label = esc(f"{row.table}, {row.version}")
-    return f'<a href="{href}" rel="noopener nofollow">{label}</a>' if href else label
+    label, title = esc(row.table), esc(f"{row.table} of {row.version}")
+    link = f'<a href="{href}" rel="noopener nofollow" title="{title}">{label}</a>' if href else label
+    return f'<span class="atlas-nowrap">{link}</span> <small>({esc(row.version)})</small>'
+
 
 
 def _method_cell(ctx: RenderContext, row: Row) -> str:
@@ -162,15 +164,31 @@ def model_slug(model: str) -> str:
 
 def leaderboards(rows: list[Row], model: str) -> dict[tuple, list[Row]]:
     """(setting kind, value) -> the methods' own rows (and the unpruned reference) for one model."""
+    order = {"visual_tokens": 0, "retention": 1, "kv_budget": 2, "kv_tokens": 3}
     boards: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
-        if r.model == model and r.role == "own":
+        if r.model == model and r.role == "own" and any(k not in SPEED for k in r.score):
             boards[r.setting].append(r)
-    return dict(sorted(boards.items(), key=lambda kv: (kv[0][0], -kv[0][1])))
+    return dict(sorted(boards.items(), key=lambda kv: (order.get(kv[0][0], 9), -kv[0][1])))
+
+
+def speed_rows(rows: list[Row], model: str) -> list[Row]:
+    return [r for r in rows if r.model == model and any(k in SPEED for k in r.score)]
+
+
+def speed_table(ctx: RenderContext, rows: list[Row]) -> str:
+    keys = [k for k in SPEED if any(k in r.score for r in rows)]
+    head = "".join(f"<th>{h}</th>" for h in ["Method", "Setting", "Role"] + [esc(bench_label(k)) for k in keys]
+                   + ["Hardware", "Source"])
+    body = "".join(f"<tr><td>{_method_cell(ctx, r)}</td><td>{esc(r.budget_label)}</td><td>{esc(r.role)}</td>"
+                   + "".join(_cell(r.score.get(k)) for k in keys)
+                   + f"<td>{esc(r.hardware or '–')}</td><td>{_source_link(ctx, r)}</td></tr>" for r in rows)
+    return (f'<div class="atlas-scroll"><table class="atlas-sortable"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def leaderboard_table(ctx: RenderContext, rows: list[Row], board: list[Row], table_id: str) -> str:
-    keys = _order({k for r in board for k in r.score})
+    keys = [k for k in _order({k for r in board for k in r.score}) if k not in SPEED]
     acc = _accuracy_keys(keys)
     head = (["Method", "Venue", "Training-free"] + [esc(bench_label(k)) for k in keys]
             + ["Average", "% of unpruned (same paper)", "Source"])
@@ -198,7 +216,9 @@ def plot(ctx: RenderContext, rows: list[Row], model: str) -> str:
         if r.model == model and r.role == "own" and r.setting[0] == "visual_tokens":
             rel = relative(r, unpruned_for(rows, r))
             if rel is not None:
-                series[r.method + (f" ({r.variant})" if r.variant else "")].append((int(r.setting[1]), rel))
+                paper = ctx.catalog.by_id.get(r.method)
+                label = (paper.name if paper else r.method) + (f" ({r.variant})" if r.variant else "")
+                series[label].append((int(r.setting[1]), rel))
     series = {k: sorted(v) for k, v in series.items() if v}
     if not series:
         return ""
@@ -206,7 +226,7 @@ def plot(ctx: RenderContext, rows: list[Row], model: str) -> str:
     ys = [y for v in series.values() for _, y in v]
     x0, x1 = math.log2(min(xs)), math.log2(max(xs))
     y0, y1 = min(80.0, math.floor(min(ys) / 5) * 5), max(100.0, math.ceil(max(ys) / 5) * 5)
-    w, h, ml, mr, mt, mb = 720, 380, 60, 200, 20, 50
+    w, h, ml, mr, mt, mb = 760, max(380, 40 + 18 * len(series)), 60, 240, 20, 50
     pw, ph = w - ml - mr, h - mt - mb
 
     def px(x): return ml + (0.5 if x1 == x0 else (math.log2(x) - x0) / (x1 - x0)) * pw
@@ -214,16 +234,19 @@ def plot(ctx: RenderContext, rows: list[Row], model: str) -> str:
 
     palette = ["#3f6fb5", "#b5533f", "#1b7f3b", "#8a4fb0", "#b26a00", "#2a9d8f", "#6d6875", "#e76f51", "#264653",
                "#9c6644", "#588157", "#c9184a"]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" font-family="sans-serif" '
-             f'font-size="12"><title>{_html_escape(model_label(model))}: reported accuracy relative to the unpruned '
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
+             f'font-family="sans-serif" font-size="12"><title>{_html_escape(model_label(model))}: reported accuracy relative to the unpruned '
              'model vs visual tokens kept</title>',
              f'<line x1="{ml}" y1="{mt + ph}" x2="{ml + pw}" y2="{mt + ph}" stroke="#888"/>',
              f'<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{mt + ph}" stroke="#888"/>']
     for y in range(int(y0), int(y1) + 1, 5):
         parts.append(f'<line x1="{ml}" y1="{py(y):.1f}" x2="{ml + pw}" y2="{py(y):.1f}" stroke="#ddd"/>'
                      f'<text x="{ml - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y}%</text>')
+    last = -1e9
     for x in sorted(set(xs)):
-        parts.append(f'<text x="{px(x):.1f}" y="{mt + ph + 18}" text-anchor="middle">{x}</text>')
+        if px(x) - last >= 24:   # skip tick labels that would overlap their neighbour
+            parts.append(f'<text x="{px(x):.1f}" y="{mt + ph + 18}" text-anchor="middle">{x}</text>')
+            last = px(x)
     parts.append(f'<text x="{ml + pw / 2}" y="{h - 8}" text-anchor="middle">visual tokens kept (log scale)</text>')
     for i, (name, pts) in enumerate(sorted(series.items())):
         color = palette[i % len(palette)]
@@ -231,11 +254,12 @@ def plot(ctx: RenderContext, rows: list[Row], model: str) -> str:
         parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
         parts += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{color}"><title>'
                   f'{_html_escape(name)}: {y:.1f}% at {x} tokens</title></circle>' for x, y in pts]
-        label = ctx.catalog.by_id[name].name if name in ctx.catalog.by_id else name
+        label = name if len(name) <= 34 else name[:33] + "…"
         parts.append(f'<rect x="{ml + pw + 14}" y="{mt + 4 + i * 18}" width="10" height="10" fill="{color}"/>'
                      f'<text x="{ml + pw + 30}" y="{mt + 13 + i * 18}">{_html_escape(label)}</text>')
     parts.append("</svg>")
-    return '<figure class="atlas-figure">' + "".join(parts) + "</figure>"
+    return ('<figure class="atlas-figure">' + "".join(parts) + "<figcaption>Each method's own rows, relative to the "
+            "unpruned model reported in the same paper (average over the benchmarks of the row).</figcaption></figure>")
 
 
 def baseline_notes(ctx: RenderContext, rows: list[Row], model: str) -> str:
@@ -292,8 +316,7 @@ def model_page(ctx: RenderContext, rows: list[Row], model: str) -> str:
     ctx = ctx.at(page)
     boards = leaderboards(rows, model)
     papers = sorted({r.source_paper for r in rows if r.model == model})
-    parts = [f"<h1>{esc(model_label(model))}: reported results</h1>",
-             f"<p>Numbers as the papers report them ({len(papers)} paper(s)); nothing here was measured by us. "
+    parts = [f"<p>Numbers as the papers report them ({len(papers)} paper(s)); nothing here was measured by us. "
              "Each row links the paper version and table it comes from. <strong>% of unpruned</strong> divides each "
              "benchmark by the unpruned model's value <em>reported in the same paper</em> and averages over the "
              "benchmarks the row has, so rows from papers with different evaluation setups stay comparable. "
@@ -304,9 +327,15 @@ def model_page(ctx: RenderContext, rows: list[Row], model: str) -> str:
     for i, (setting, board) in enumerate(boards.items()):
         label = board[0].budget_label
         parts += [f'<h2 id="budget-{i}">{esc(label)}</h2>', leaderboard_table(ctx, rows, board, f"lb-{i}")]
+    speed = speed_rows(rows, model)
+    if speed:
+        parts += ['<h2 id="speed">Reported speed and memory</h2>',
+                  "<p>As each paper measured it, on its own hardware; compare within a paper, not across papers.</p>",
+                  speed_table(ctx, speed)]
     parts += ['<h2 id="baselines">Unpruned baselines</h2>', baseline_notes(ctx, rows, model),
               '<h2 id="reported-by">Reported by several papers</h2>', reported_by(ctx, rows, model)]
     return "\n".join(["---", front_matter_title(f"Results: {model_label(model)}"), "---", "",
+                      f"# Reported results: {esc(model_label(model))}", "",
                       region("\n".join(parts), searchable=False)])
 
 
