@@ -32,7 +32,7 @@ def test_topk_keep_equals_naive_reference(keep):
 
 def test_topk_keep_rejects_impossible_budgets():
     with pytest.raises(ValueError, match="forced"):
-        evict.topk_keep(torch.rand(1, 1, 10), 2, torch.ones(10, dtype=torch.bool))
+        evict.topk_keep(torch.rand(1, 1, 10), 2, torch.ones(10, dtype=torch.bool), force_count=10)
     with pytest.raises(ValueError, match="cannot keep"):
         evict.topk_keep(torch.rand(1, 1, 10), 11)
 

@@ -30,7 +30,7 @@ class H2O(KVMethod):
             return
         recent = min(capacity, int(round(capacity * self.recent_ratio)))
         force = window_force(layer.held, recent, layer.keys.device)
-        layer.keep(topk_keep(layer.scores, capacity, force))
+        layer.keep(topk_keep(layer.scores, capacity, force, force_count=min(recent, layer.held)))
 
     def on_prefill(self, ctx) -> None:
         scores = ctx.attention_to_held()  # every prompt query
@@ -38,6 +38,6 @@ class H2O(KVMethod):
         self._evict(ctx)
 
     def on_decode(self, ctx) -> None:
-        last = torch.tensor([ctx.q_len - 1], device=ctx.hidden.device)
+        last = torch.arange(ctx.q_len - 1, ctx.q_len, device=ctx.hidden.device)  # no host-to-device copy
         ctx.layer.scores = ctx.layer.scores + group_scores(ctx.attention_to_held(last), ctx.num_kv_heads, "sum")
         self._evict(ctx)

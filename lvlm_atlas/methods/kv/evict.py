@@ -44,12 +44,15 @@ def pool_scores(scores: torch.Tensor, kernel: int, kind: str = "max") -> torch.T
     return y.reshape(B, H, N)
 
 
-def topk_keep(scores: torch.Tensor, keep: int, force: torch.Tensor | None = None) -> torch.Tensor:
+def topk_keep(scores: torch.Tensor, keep: int, force: torch.Tensor | None = None,
+              force_count: int | None = None) -> torch.Tensor:
     """Indices ``(B, H, keep)`` (ascending) of the highest-scored entries per head.
 
     ``force`` is a boolean mask broadcastable to ``scores`` of entries that are always kept (an
-    observation window, attention sinks, ...); they count towards ``keep``. Ties break towards the
-    earlier entry, so the selection is deterministic.
+    observation window, attention sinks, ...); they count towards ``keep``. ``force_count`` (the number of
+    forced entries per head, known on the host) is checked against ``keep``; the mask itself is never
+    read back (no host-device synchronisation). Ties break towards the earlier entry, so the selection
+    is deterministic.
     """
     B, H, N = scores.shape
     if not 0 < keep <= N:
@@ -57,8 +60,8 @@ def topk_keep(scores: torch.Tensor, keep: int, force: torch.Tensor | None = None
     s = scores.float()
     if force is not None:
         force = force.expand_as(s)
-        if int(force.sum(-1).max()) > keep:
-            raise ValueError(f"{int(force.sum(-1).max())} forced entries exceed the budget of {keep}")
+        if force_count is not None and force_count > keep:
+            raise ValueError(f"{force_count} forced entries exceed the budget of {keep}")
         s = torch.where(force, torch.full_like(s, float("inf")), s)
     # stable tie-break: subtract a tiny position-proportional amount via a lexicographic sort
     order = torch.sort(s, dim=-1, descending=True, stable=True).indices

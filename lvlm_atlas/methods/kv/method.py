@@ -75,5 +75,5 @@ def window_force(held: int, window: int, device) -> torch.Tensor:
     """``(held,)`` mask of the last ``window`` entries."""
     mask = torch.zeros(held, dtype=torch.bool, device=device)
     if window > 0:
-        mask[-window:] = True
+        mask[-window:].fill_(True)   # fill_ with a Python scalar: no host-to-device copy
     return mask
