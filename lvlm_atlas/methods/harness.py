@@ -28,9 +28,29 @@ class GenerationResult:
     extra: dict = field(default_factory=dict)
 
 
-def _sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+class _Clock:
+    """Marks points in time without stopping the device: CUDA events on a GPU (read once at the end),
+    `time.perf_counter` on a CPU (where every operation has finished when it returns)."""
+
+    def __init__(self, device):
+        self.cuda = torch.device(device).type == "cuda"
+        self.marks: list = []
+
+    def mark(self) -> int:
+        if self.cuda:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self.marks.append(ev)
+        else:
+            self.marks.append(time.perf_counter())
+        return len(self.marks) - 1
+
+    def seconds(self, a: int, b: int) -> float:
+        """Seconds between marks a and b (on CUDA: waits once for the device, after the timed work)."""
+        if self.cuda:
+            self.marks[b].synchronize()
+            return self.marks[a].elapsed_time(self.marks[b]) / 1000.0
+        return self.marks[b] - self.marks[a]
 
 
 def _peak_reset(device) -> None:
@@ -63,18 +83,19 @@ def cache_bytes(cache) -> int:
 
 @contextlib.contextmanager
 def llm_timer(model, device):
-    """Time every decoder-stack call; the pre-hook is prepended so a method's pruning hook is included."""
+    """Time every decoder-stack call (prepended pre-hook, so a method's pruning hook is included) with
+    device-side clock marks; yields a list filled with seconds per call when the block exits."""
     lm = ModelAdapter.of(model).language_model
+    clock = _Clock(device)
+    spans: list[tuple[int, int]] = []
+    start: list[int] = []
     times: list[float] = []
-    start: list[float] = []
 
     def pre(module, args, kwargs):
-        _sync(device)
-        start.append(time.perf_counter())
+        start.append(clock.mark())
 
     def post(module, args, kwargs, output):
-        _sync(device)
-        times.append(time.perf_counter() - start.pop())
+        spans.append((start.pop(), clock.mark()))
 
     h1 = lm.register_forward_pre_hook(pre, with_kwargs=True, prepend=True)
     h2 = lm.register_forward_hook(post, with_kwargs=True)
@@ -83,44 +104,49 @@ def llm_timer(model, device):
     finally:
         h1.remove()
         h2.remove()
+        times.extend(clock.seconds(a, b) for a, b in spans)
 
 
 @torch.no_grad()
 def greedy_generate(model, inputs: dict, max_new_tokens: int = 16, eos_token_id: int | None = None,
                     device: str = "cpu") -> GenerationResult:
+    """Prefill + cached greedy decoding of `max_new_tokens` tokens, timed without stopping the device.
 
+    The next token stays on the device between steps (no host read per step, so nothing waits); the
+    tokens are read once at the end and cut after the first `eos_token_id`. TTFT covers the prefill and
+    the first token; TPOT is the mean decode step over the steps up to that cut.
+    """
     inputs = dict(inputs)
     am = inputs.pop("attention_mask", None)
     input_ids = inputs.pop("input_ids")
     if am is None:
         am = torch.ones_like(input_ids)
     cache = DynamicCache(config=model.config.get_text_config())
-    tokens: list[int] = []
-    step_times: list[float] = []
+    clock = _Clock(device)
     _peak_reset(device)
     with llm_timer(model, device) as llm_times:
-        _sync(device)
-        t0 = time.perf_counter()
+        t0 = clock.mark()
         out = model(input_ids=input_ids, attention_mask=am, **cache_kwargs(model, cache), use_cache=True,
                     logits_to_keep=1, **inputs)
-        logits = out.logits[0, -1].float()
-        nxt = int(logits.argmax())
-        _sync(device)
-        ttft = time.perf_counter() - t0
-        first_logits = logits.cpu()
-        tokens.append(nxt)
-        kv = cache_bytes(cache)
-        while len(tokens) < max_new_tokens and nxt != eos_token_id:
+        first_logits = out.logits[0, -1].float()
+        nxt = first_logits.argmax().view(1, 1)
+        t_first = clock.mark()
+        kv = cache_bytes(cache)   # shapes only: no device read
+        produced = [nxt]
+        steps = [t_first]
+        while len(produced) < max_new_tokens:
             # batch size 1 without padding: decode steps need no mask; positions follow from the cache
             # (and from a method's own position bookkeeping when it shortened the sequence)
-            t1 = time.perf_counter()
-            out = model(input_ids=torch.tensor([[nxt]], device=input_ids.device),
-                        **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
-            nxt = int(out.logits[0, -1].argmax())
-            _sync(device)
-            step_times.append(time.perf_counter() - t1)
-            tokens.append(nxt)
-    return GenerationResult(tokens=tokens, first_logits=first_logits, ttft_s=ttft,
+            out = model(input_ids=nxt, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+            produced.append(nxt)
+            steps.append(clock.mark())
+    tokens = torch.cat(produced, dim=1)[0].tolist()    # the one host read of the run
+    if eos_token_id is not None and eos_token_id in tokens:
+        tokens = tokens[: tokens.index(eos_token_id) + 1]
+    n_steps = len(tokens) - 1
+    step_times = [clock.seconds(steps[i], steps[i + 1]) for i in range(n_steps)]
+    return GenerationResult(tokens=tokens, first_logits=first_logits.cpu(), ttft_s=clock.seconds(t0, t_first),
                             tpot_s=(sum(step_times) / len(step_times)) if step_times else None,
                             prefill_llm_s=llm_times[0] if llm_times else float("nan"),
                             peak_memory_bytes=_peak(device), kv_cache_bytes=kv)
