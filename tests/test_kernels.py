@@ -140,6 +140,20 @@ def test_quantize_kernel_matches_reference_and_bound(bits, mode, shape, group):
     assert want.codes.dtype == torch.uint8 and want.codes.shape[-1] == shape[-1] * bits // 8
 
 
+@interp
+@pytest.mark.parametrize("mode,group", [("channel", 32), ("token", 16)])
+def test_quantize_kernel_breaks_rounding_ties_like_the_reference(mode, group):
+    """Values exactly half-way between two levels (in float32 after the fp16 scale) round the same way in the
+    kernel and the reference: both divide with IEEE round-to-nearest (a GPU's fast division did not)."""
+    levels = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 0.1, 0.3, 2.9])
+    base = levels.repeat(32 * 32 // levels.numel()).reshape(1, 1, 32, 32)
+    for scale in (1.0, 0.1, 1 / 3, 0.7):
+        x = base * scale
+        got = quant_i.quantize(x, 2, group, mode, backend="triton")
+        want = quant_i.quantize_reference(x, 2, group, mode)
+        assert torch.equal(got.codes, want.codes), scale
+
+
 def test_quantize_constant_group_is_exact_and_bad_layouts_rejected():
     x = torch.ones(1, 1, 32, 16) * 0.75
     qt = quant_i.quantize_reference(x, 2, 32, "channel")

@@ -242,7 +242,8 @@ if triton is not None:
             tl.store(MINV + p_off, mn_s, mask=j_mask)
             scf = sc.to(tl.float32)
             safe = tl.where(scf > 0, scf, 1.0)
-            code = tl.floor((x - mn_s.to(tl.float32)[None, :]) / safe[None, :] + 0.5)
+            # IEEE round-to-nearest division, as torch's: GPU `/` is approximate and broke ties differently
+            code = tl.floor(tl.math.div_rn(x - mn_s.to(tl.float32)[None, :], safe[None, :]) + 0.5)
             code = tl.minimum(tl.maximum(code, 0.0), levels).to(tl.int32)
             packed = packed | (code << (s * BITS))
         tl.store(
@@ -293,7 +294,7 @@ if triton is not None:
                 X + b * sxb + h * sxh + offs_t[:, None] * sxn + cols[None, :] * sxd,
                 mask=t_mask[:, None], other=0.0,
             ).to(tl.float32)
-            code = tl.floor((x - mnf[:, None]) / safe[:, None] + 0.5)
+            code = tl.floor(tl.math.div_rn(x - mnf[:, None], safe[:, None]) + 0.5)  # IEEE division (ties)
             code = tl.minimum(tl.maximum(code, 0.0), levels).to(tl.int32)
             packed = packed | (code << (s * BITS))
         bytes_cols = g * JG + offs_jj
