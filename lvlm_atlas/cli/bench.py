@@ -13,7 +13,12 @@ def _csv(text: str) -> list[str]:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--methods", required=True, help="comma-separated method names (the baseline is always run)")
-    parser.add_argument("--models", default="tiny-llava", help="comma-separated presets / hub ids")
+    parser.add_argument("--models", default=None, help="comma-separated presets / hub ids (default: tiny-llava, "
+                        "or the workload's model)")
+    parser.add_argument("--workload", default=None, help="a scenario preset: single-image, high-res, multi-image, "
+                        "video (real-size random-weight model, synthetic inputs; see lvlm_atlas/methods/workloads.py)")
+    parser.add_argument("--tiny", action="store_true", help="with --workload: its small offline stand-in model (CPU smoke)")
+    parser.add_argument("--batch", type=int, default=None, help="requests run together (equal lengths; default 1)")
     parser.add_argument("--budgets", default="64,128,192", help="comma-separated visual tokens kept (or fractions)")
     parser.add_argument("--dataset", default=None, help="JSONL dataset (image, question, answers); "
                         "default: the generated shapes dataset (--n items)")
@@ -49,14 +54,39 @@ def run(args) -> int:
     if unknown:
         print(f"error: unknown method(s) {', '.join(unknown)}; known: {', '.join(registry.names())}", file=sys.stderr)
         return 2
-    if args.dataset:
+    from lvlm_atlas.methods import workloads
+
+    workload = None
+    batch = args.batch if args.batch is not None else 1
+    if batch < 1:
+        print(f"error: --batch must be at least 1, got {batch}", file=sys.stderr)
+        return 2
+    if args.workload:
+        try:
+            workload = workloads.get(args.workload, args.batch)
+        except ValueError as exc:
+            print(f"error: --workload: {exc}", file=sys.stderr)
+            return 2
+        batch = workload.batch
+    if batch > 1:
+        single = [m for m in methods if m != bench.BASELINE and registry.load_card(m).batch == "1"]
+        if single:
+            print(f"error: --batch {batch}: {', '.join(single)} support(s) batch size 1 only; run them without "
+                  "--batch or pick batch-capable methods (their cards say batch: any)", file=sys.stderr)
+            return 2
+    if workload is not None:
+        items = workloads.items(workload, n=args.limit or 1, tiny=args.tiny)
+    elif args.dataset:
         items = load(args.dataset)
     else:
         tmp = tempfile.mkdtemp(prefix="methods-shapes-")
         items = load(generate(tmp, n=args.n))
     if args.limit:
         items = items[: args.limit]
-    cfg = bench.BenchConfig(methods=methods, models=_csv(args.models),
+    models = _csv(args.models) if args.models else (
+        [workload.tiny if args.tiny else workload.model] if workload else ["tiny-llava"])
+    cfg = bench.BenchConfig(methods=methods, models=models, batch=batch,
+                            workload=workload.name if workload else None,
                             budgets=[parse_budget(b) for b in _csv(args.budgets)], items=items,
                             repeats=args.repeats, warmup=args.warmup, max_new_tokens=args.max_new_tokens,
                             device=args.device, dtype=args.dtype, attn=args.attn, params=_method_params(args.param))

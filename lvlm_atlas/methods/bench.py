@@ -42,6 +42,8 @@ class BenchConfig:
     dtype: str | None = None
     attn: str | None = None
     params: dict = field(default_factory=dict)      # method name -> {param: value}
+    batch: int = 1                                  # copies of each request run together (equal lengths)
+    workload: str | None = None                     # lvlm_atlas.methods.workloads name, for provenance
 
 
 def expand_jobs(cfg: BenchConfig) -> list[Job]:
@@ -122,7 +124,8 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None)
     from lvlm_atlas.methods.dataset import exact_match
 
     bundle = presets.load(model, device=cfg.device, dtype=cfg.dtype, attn=cfg.attn)
-    prepared = [bundle.inputs(Image.open(it["image"]), it["question"]) for it in cfg.items]
+    prepared = [harness.batched(bundle.inputs(it["images"] if "images" in it else Image.open(it["image"]),
+                                              it["question"]), cfg.batch) for it in cfg.items]
     eos = bundle.eos_token_id
 
     def once(inputs):
@@ -149,7 +152,7 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None)
                 if progress:
                     progress(1)
             res, stats = runs[-1]
-            n_vis = int((inp["input_ids"] == bundle.model.config.image_token_id).sum())
+            n_vis = int((inp["input_ids"][0] == bundle.model.config.image_token_id).sum())
             answer = bundle.decode(res.tokens)
             agree = harness.agreement(base, res)
             per_item.append({
@@ -173,7 +176,8 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None)
         row["kv_cache_bytes"] = _mean([p["kv_cache_bytes"] for p in per_item])
         correct = [p["correct"] for p in per_item if p["correct"] is not None]
         row["accuracy"] = (sum(correct) / len(correct)) if correct else None
-        row.update({"repeats": cfg.repeats, "warmup": cfg.warmup, "n_items": len(per_item),
+        row.update({"repeats": cfg.repeats, "warmup": cfg.warmup, "n_items": len(per_item), "batch": cfg.batch,
+                    "workload": cfg.workload, "prompt_tokens": int(prepared[0]["input_ids"].shape[-1]),
                     "max_new_tokens": cfg.max_new_tokens, "attention_backend": bundle.attn_implementation,
                     "dtype": str(bundle.dtype).replace("torch.", "")})
         row["roofline"] = _roofline(bundle, cfg, row, prepared)
@@ -190,8 +194,8 @@ def _roofline(bundle, cfg: BenchConfig, row: dict, prepared: list) -> dict | Non
 
     from lvlm_atlas import costmodel
 
-    if not str(cfg.device).startswith("cuda") or not torch.cuda.is_available():
-        return None
+    if not str(cfg.device).startswith("cuda") or not torch.cuda.is_available() or cfg.batch != 1:
+        return None   # the bound is computed for one request
     gpu = costmodel.gpu_for_device(torch.cuda.get_device_name(torch.device(cfg.device)))
     if gpu is None:
         return None

@@ -107,6 +107,22 @@ def llm_timer(model, device):
         times.extend(clock.seconds(a, b) for a, b in spans)
 
 
+def batched(inputs: dict, batch: int) -> dict:
+    """`batch` copies of one request (equal lengths, so no padding): per-token tensors repeat along the batch
+    dimension, per-image tensors (pixels, sizes, grids) are concatenated once per copy."""
+    if batch == 1:
+        return inputs
+    out = {}
+    for k, v in inputs.items():
+        if not torch.is_tensor(v):
+            out[k] = v
+        elif k in ("input_ids", "attention_mask", "mm_token_type_ids"):
+            out[k] = v.repeat(batch, 1)
+        else:
+            out[k] = torch.cat([v] * batch)
+    return out
+
+
 @torch.no_grad()
 def greedy_generate(model, inputs: dict, max_new_tokens: int = 16, eos_token_id: int | None = None,
                     device: str = "cpu") -> GenerationResult:
@@ -129,14 +145,14 @@ def greedy_generate(model, inputs: dict, max_new_tokens: int = 16, eos_token_id:
         out = model(input_ids=input_ids, attention_mask=am, **cache_kwargs(model, cache), use_cache=True,
                     logits_to_keep=1, **inputs)
         first_logits = out.logits[0, -1].float()
-        nxt = first_logits.argmax().view(1, 1)
+        nxt = out.logits[:, -1].argmax(-1, keepdim=True)    # (batch, 1); the tokens reported are row 0's
         t_first = clock.mark()
         kv = cache_bytes(cache)   # shapes only: no device read
         produced = [nxt]
         steps = [t_first]
         while len(produced) < max_new_tokens:
-            # batch size 1 without padding: decode steps need no mask; positions follow from the cache
-            # (and from a method's own position bookkeeping when it shortened the sequence)
+            # no padding (batch 1, or a batch of equal-length requests): decode steps need no mask; positions
+            # follow from the cache (and from a method's own position bookkeeping when it shortened the sequence)
             out = model(input_ids=nxt, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
             nxt = out.logits[:, -1].argmax(-1, keepdim=True)
             produced.append(nxt)

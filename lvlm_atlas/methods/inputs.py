@@ -29,16 +29,26 @@ def _num_image_tokens(bundle, pixel: dict) -> int:
     return int(pixel["image_grid_thw"].prod(-1).sum().item()) // (merge * merge)
 
 
-def _preset_inputs(bundle, image, prompt: str) -> dict:
+def _one_image(bundle, image) -> tuple[dict, list[int]]:
     cfg = bundle.model.config
-    tok = bundle.tokenizer
-    image = image.convert("RGB").resize(bundle.image_size)
     pixel = dict(bundle.image_processor(images=image, return_tensors="pt"))
     pixel = {k: v for k, v in pixel.items() if k in ("pixel_values", "image_sizes", "image_grid_thw")}
-    n = _num_image_tokens(bundle, pixel)
-    img = [cfg.image_token_id] * n
+    img = [cfg.image_token_id] * _num_image_tokens(bundle, pixel)
     if bundle.family in ("qwen2_vl", "qwen2_5_vl"):
         img = [cfg.vision_start_token_id] + img + [cfg.vision_end_token_id]
+    return pixel, img
+
+
+def _preset_inputs(bundle, image, prompt: str) -> dict:
+    """One request with one image, or several (a list: multi-image prompts, video frames as images)."""
+    cfg = bundle.model.config
+    tok = bundle.tokenizer
+    images = image if isinstance(image, (list, tuple)) else [image]
+    size = bundle.image_size
+    parts = [_one_image(bundle, im.convert("RGB") if size is None else im.convert("RGB").resize(size))
+             for im in images]
+    pixel = {k: torch.cat([p[k] for p, _ in parts]) for k in parts[0][0]}
+    img = [t for _, ids in parts for t in ids]
     ids = tok.encode("USER: ") + img + tok.encode("\n" + prompt + " ASSISTANT:", add_bos=False)
     input_ids = torch.tensor([ids], dtype=torch.long)
     out = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), **pixel}

@@ -37,6 +37,7 @@ class KVMethod(Method, KVPolicy):
     score_backend: str = "auto"
 
     stage: ClassVar[Stage] = Stage.KV
+    supports_batch: ClassVar[bool] = True   # tested with batches of equal-length requests (no padding)
 
     def __post_init__(self):
         if self.kv_bits is not None and self.kv_bits not in (2, 4):

@@ -1,0 +1,60 @@
+"""Workloads (scenario presets), multi-image prompts and batches of equal-length requests."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lvlm_atlas.methods import harness, registry, workloads
+from tests.methods_util import bundle, inputs, noise_image
+
+KV = ["snapkv", "pyramidkv", "streamingllm", "h2o", "look_m", "vl_cache", "kivi", "sparsemm"]
+
+
+def test_every_workload_names_real_and_tiny_presets():
+    from lvlm_atlas.methods.presets import PRESETS
+
+    assert set(workloads.WORKLOADS) == {"single-image", "high-res", "multi-image", "video"}
+    for w in workloads.WORKLOADS.values():
+        assert w.model in PRESETS and w.tiny in PRESETS and w.model.endswith("@random")
+    with pytest.raises(ValueError, match="write one of single-image"):
+        workloads.get("nope")
+
+
+@pytest.mark.parametrize("name", ["tiny-llava", "tiny-llava-next", "tiny-qwen2-vl"])
+def test_multi_image_prompts_carry_every_images_tokens(name):
+    b = bundle(name)
+    one = inputs(b)
+    three = b.inputs([noise_image(0), noise_image(1), noise_image(2)], "Describe the picture.")
+    image_id = b.model.config.image_token_id
+    n1 = int((one["input_ids"] == image_id).sum())
+    assert int((three["input_ids"] == image_id).sum()) == 3 * n1
+    b.model(**three)       # the model accepts them
+
+
+@pytest.mark.parametrize("name", KV)
+def test_kv_methods_run_batches_of_equal_requests_like_one(name):
+    b = bundle("tiny-llava")
+    kw = {} if name == "kivi" else {"budget": 0.25}
+    with registry.create(name, **kw).apply(b.model):
+        one = harness.greedy_generate(b.model, inputs(b), 5)
+    with registry.create(name, **kw).apply(b.model):
+        many = harness.greedy_generate(b.model, harness.batched(inputs(b), 3), 5)
+    assert one.tokens == many.tokens
+
+
+def test_bench_runs_a_workload_and_refuses_batches_for_batch_one_methods(tmp_path, capsys):
+    from lvlm_atlas.cli import main
+
+    out = tmp_path / "w.json"
+    assert main(["bench", "--methods", "snapkv", "--workload", "multi-image", "--tiny", "--budgets", "0.25",
+                 "--repeats", "1", "--warmup", "0", "--max-new-tokens", "3", "--batch", "2", "--no-progress",
+                 "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert {r["method"] for r in rows} == {"none", "snapkv"}
+    assert all(r["workload"] == "multi-image" and r["batch"] == 2 for r in rows)
+    assert rows[0]["visual_tokens_before"] == 8 * 64
+    assert main(["bench", "--methods", "fastv", "--workload", "single-image", "--tiny", "--batch", "8",
+                 "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --batch 8: fastv support(s) batch size 1 only")
