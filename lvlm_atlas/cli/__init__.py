@@ -38,7 +38,8 @@ def _epilog() -> str:
 
 
 def main(argv: list[str] | None = None, prog: str = "atlas") -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    # not list(...): importing the submodule lvlm_atlas.cli.list binds the name `list` in this package
+    argv = [*(sys.argv[1:] if argv is None else argv)]
     known, _ = _root_parser().parse_known_args(argv)
     if known.root:
         if not os.path.isdir(os.path.join(known.root, "catalog")):
