@@ -70,6 +70,32 @@ class _TimeoutAdapter(requests.adapters.HTTPAdapter):
         return super().send(request, **kwargs)
 
 
+_OFFLINE_MARKERS = (
+    ("NameResolutionError", "DNS lookup failed"), ("Failed to resolve", "DNS lookup failed"),
+    ("Name or service not known", "DNS lookup failed"), ("Temporary failure in name resolution", "DNS lookup failed"),
+    ("nodename nor servname", "DNS lookup failed"), ("getaddrinfo failed", "DNS lookup failed"),
+    ("Network is unreachable", "network unreachable"), ("No route to host", "no route to host"),
+)
+
+
+def offline_reason(exc: BaseException) -> str | None:
+    """'DNS lookup failed' etc. when a connection error means this machine is offline: retrying with
+    backoff would only wait (minutes) for the same answer."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        text = f"{type(e).__name__} {e}"
+        for marker, reason in _OFFLINE_MARKERS:
+            if marker in text:
+                return reason
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None)]
+        todo += [a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]
+    return None
+
+
 def _retry_after(resp: requests.Response) -> float | None:
     value = resp.headers.get("Retry-After")
     try:
@@ -246,17 +272,29 @@ class ArxivSource:
                 return results
             except ArxivQueryError:
                 raise
+            except requests.exceptions.ConnectionError as exc:
+                reason = offline_reason(exc)
+                if reason is None:
+                    failures = self._failed(failures, exc, what, len(results))
+                    continue
+                raise FetchError(f"cannot reach arXiv (export.arxiv.org): {reason}; this machine looks offline. "
+                                 f"Check the network connection and rerun") from exc
             except RETRYABLE as exc:
-                failures += 1
-                if failures > self.settings.max_retries:
-                    raise FetchError(
-                        f"giving up on {what} after {failures} failed attempts at offset {len(results)}: {exc}. "
-                        f"arXiv may be down or rate-limiting; rerun later (reruns add only what is new)."
-                    ) from exc
-                wait = self.backoff(failures, getattr(exc, "retry_after", None))
-                self.requests_retried += 1
-                log.warning("arXiv request failed (%s); retry %d in %.0f s", exc, failures, wait)
-                self._sleep(wait)
+                failures = self._failed(failures, exc, what, len(results))
+
+    def _failed(self, failures: int, exc: BaseException, what: str, offset: int) -> int:
+        """Count one failed attempt: back off before the next, or raise FetchError when out of retries."""
+        failures += 1
+        if failures > self.settings.max_retries:
+            raise FetchError(
+                f"giving up on {what} after {failures} failed attempts at offset {offset}: {exc}. "
+                f"arXiv may be down or rate-limiting; rerun later (reruns add only what is new)."
+            ) from exc
+        wait = self.backoff(failures, getattr(exc, "retry_after", None))
+        self.requests_retried += 1
+        log.warning("arXiv request failed (%s); retry %d in %.0f s", exc, failures, wait)
+        self._sleep(wait)
+        return failures
 
     def search(self, query: str) -> list[ArxivRecord]:
         """All results of one search query, newest submissions first."""
