@@ -66,7 +66,7 @@ def _check(args):
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit {args.limit}: write 1 or more items")
     check_device(args.device, args.dtype)
-    budgets = [check_budget(b) for b in _csv(args.budgets)] or [None]
+    budgets = [check_budget(b, "--budgets entry") for b in _csv(args.budgets)] or [None]
     params = _method_params(args.param)
     stray = sorted(set(params) - set(methods))
     if stray:
