@@ -96,7 +96,7 @@ CARD = {
     "stage": "in_llm", "signal": "attention of the last token", "summary": "drop tokens {{ 1+1 }}",
     "attention_backends": ["sdpa", "eager"], "batch": "1", "models": ["llava"],
     "parameters": [{"name": "k", "type": "int", "default": 2, "description": "layer <b>after</b> which tokens go"}],
-    "claims": [{"model": "LLaVA-1.5-7B", "benchmark": "GQA", "metric": "accuracy", "value": 60.1, "baseline": 61.9,
+    "claims": [{"model": "LLaVA-1.5-7B", "benchmark": "GQA", "metric": "accuracy", "value": "60.1", "baseline": "61.9",
                 "setting": "64 tokens"}],
     "notes": "none",
 }
@@ -132,7 +132,7 @@ def write_tree(root: Path, entries: list[dict], with_card: bool = True) -> Catal
         bench.mkdir(parents=True, exist_ok=True)
         (bench / "fastprune-cpu.json").write_text(json.dumps(BENCH), encoding="utf-8")
     tax = load_taxonomy()
-    report = validate_catalog(papers, tax, methods_dir=root / "methods")
+    report = validate_catalog(papers, tax, cards_dir=cards)
     assert not report.problems, "\n".join(str(p) for p in report.problems)
     return Catalog(papers=sorted(report.papers, key=lambda p: p.id), taxonomy=tax, root=root / "catalog")
 
