@@ -90,8 +90,7 @@ def test_run_offline_hub_id_fails_fast(images, no_model_load, capsys, monkeypatc
                     "or use a preset such as tiny-llava")
 
 
-def test_run_budget_above_the_visual_token_count(images, capsys):
-    pytest.importorskip("transformers")
+def test_run_budget_above_the_visual_token_count(images, no_model_load, capsys):
     line = one_line_error(capsys, main(["run", "fastv", "--image", str(images / "ok.png"), "--prompt", "x",
                                         "--budget", "500", "--max-new-tokens", "1"]))
     assert line == ("error: --budget 500 is more than the 64 visual tokens tiny-llava makes of this image; "
@@ -116,16 +115,27 @@ def test_run_budget_above_the_visual_token_count(images, capsys):
 ])
 def test_bench_user_errors_are_one_line_before_any_model_loads(tmp_path, no_model_load, capsys, extra, message):
     out = tmp_path / "res.json"
-    argv = ["bench", "--methods", "fastv", "--n", "2", "--out", str(out), "--no-progress", *extra]
+    argv = ["bench", "--methods", "fastv", "--budgets", "8", "--n", "2", "--out", str(out), "--no-progress", *extra]
     assert one_line_error(capsys, main(argv)) == message
     assert not out.exists()
+
+
+def test_bench_warns_about_budgets_not_below_the_visual_token_count(tmp_path, monkeypatch, capsys):
+    from lvlm_atlas.methods import bench
+    monkeypatch.setattr(bench, "run_model_jobs", lambda model, jobs, cfg, progress=None: [
+        {"model": model, "method": j.method, "budget": j.budget, "attention_backend": "sdpa"} for j in jobs])
+    assert main(["bench", "--methods", "fastv", "--budgets", "16,64", "--models", "tiny-llava", "--n", "1",
+                 "--out", str(tmp_path / "r.json"), "--no-progress"]) == 0
+    assert capsys.readouterr().err.strip() == (
+        "warning: --budgets entry 64 is not below the 64 visual tokens tiny-llava makes of an image; "
+        "that job keeps every visual token")
 
 
 def test_bench_dataset_with_a_corrupt_image_is_refused_up_front(tmp_path, images, no_model_load, capsys):
     ds = tmp_path / "items.jsonl"
     ds.write_text(json.dumps({"image": str(images / "ok.png"), "question": "q", "id": "a"}) + "\n"
                   + json.dumps({"image": str(images / "notes.png"), "question": "q", "id": "b"}) + "\n")
-    line = one_line_error(capsys, main(["bench", "--methods", "fastv", "--dataset", str(ds), "--out",
+    line = one_line_error(capsys, main(["bench", "--methods", "fastv", "--budgets", "8", "--dataset", str(ds), "--out",
                                         str(tmp_path / "r.json"), "--no-progress"]))
     assert line == (f"error: dataset item b: image {images / 'notes.png'} is not an image PIL can read; "
                     "write the path of a PNG or JPEG image")

@@ -109,9 +109,23 @@ def check_budget(text: str | None, what: str = "--budget"):
     return value
 
 
-def check_visual_budget(budget, visual_tokens: int, model: str) -> None:
+def preset_visual_tokens(name: str) -> int | None:
+    """Visual tokens a preset makes of any image (presets resize every image to one size), from its config
+    alone (no weights); None for hub models and layouts whose count depends on the image (anyres)."""
+    preset = _presets().get(name)
+    if preset is None or preset.family not in ("llava", "qwen2_vl", "qwen2_5_vl"):
+        return None
+    v = preset.build_config().vision_config
+    if preset.family == "llava":
+        return (v.image_size // v.patch_size) ** 2
+    step = v.patch_size * v.spatial_merge_size
+    w, h = preset.image_size
+    return (w // step) * (h // step)
+
+
+def check_visual_budget(budget, visual_tokens: int | None, model: str) -> None:
     """A token count may not exceed the visual tokens the model produces for this input."""
-    if isinstance(budget, int) and budget > visual_tokens:
+    if visual_tokens is not None and isinstance(budget, int) and budget > visual_tokens:
         raise UsageError(f"--budget {budget} is more than the {visual_tokens} visual tokens {model} makes of this "
                          f"image; write at most {visual_tokens} or a fraction such as 0.25")
 

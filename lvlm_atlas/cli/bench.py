@@ -49,7 +49,8 @@ def _method_params(items) -> dict:
 
 def _check(args):
     """Every user error, before any model loads: (methods, models, budgets, items, params)."""
-    from lvlm_atlas.cli._checks import UsageError, check_budget, check_device, check_image, check_method, check_model
+    from lvlm_atlas.cli._checks import UsageError, check_budget, check_device, check_image, check_method, \
+        check_model, preset_visual_tokens
     from lvlm_atlas.methods import bench, registry
     from lvlm_atlas.methods.dataset import generate, load
 
@@ -82,6 +83,11 @@ def _check(args):
         raise UsageError("--models is empty; write comma-separated presets or hub ids, e.g. tiny-llava")
     for model in models:
         check_model(model, "--models entry")
+        n = preset_visual_tokens(model)
+        for b in budgets:  # a sweep may mix models: too large for one model is a warning, not an error
+            if n is not None and isinstance(b, int) and b >= n:
+                print(f"warning: --budgets entry {b} is not below the {n} visual tokens {model} makes of an image; "
+                      f"that job keeps every visual token", file=sys.stderr)
     if args.dataset:
         if not Path(args.dataset).is_file():
             raise UsageError(f"--dataset {args.dataset}: no such file; write the path of a JSONL file "

@@ -28,7 +28,7 @@ def run(args) -> int:
     import argparse
 
     from lvlm_atlas.cli._checks import UsageError, check_budget, check_image, check_method, check_device, \
-        check_model, check_visual_budget, fail
+        check_model, check_visual_budget, fail, preset_visual_tokens
 
     # every user error is found here, before the model loads
     try:
@@ -47,6 +47,7 @@ def run(args) -> int:
         if args.method == "none" and params:
             raise UsageError("--param needs a method; write a method name (see `atlas list`) instead of none")
         check_model(args.model)
+        check_visual_budget(budget, preset_visual_tokens(args.model), args.model)   # presets: before loading
     except UsageError as exc:
         return fail(exc)
 
