@@ -164,13 +164,15 @@ def test_withdrawn_paper_is_not_proposed(config, catalog):
 @responses.activate
 def test_markup_in_title_is_kept_as_text(config, catalog):
     def markup(body: bytes) -> bytes:
-        return body.replace(b"<title>MARKUP: Fast Token Pruning for Vision-Language Models</title>",
+        body = body.replace(b"<title>MARKUP: Fast Token Pruning for Vision-Language Models</title>",
                             b"<title>Fast<b>VLM</b>: Fast Token Pruning for Vision-Language Models</title>")
+        return body.replace(b"<summary>  We propose", b"<summary>  We <i>propose</i>")
     serve_entries([good(1, title="MARKUP: Fast Token Pruning for Vision-Language Models")], markup)
     result = run(config, catalog)
     (cand,) = result.candidates
     assert cand.record.title == "Fast<b>VLM</b>: Fast Token Pruning for Vision-Language Models"
     assert yaml.safe_load(cand.path.read_text())["title"] == cand.record.title
+    assert cand.record.abstract.startswith("We <i>propose</i> a training-free visual token pruning method")
 
 
 # 7. entries the library would skip ----------------------------------------------------------------

@@ -180,20 +180,22 @@ def _parse_date(text: str | None) -> str | None:
 def repair_entries(root) -> tuple[list[BadEntry], bool]:
     """Fix, in place, what the `arxiv` package would misread in a feed; returns (bad entries, changed).
 
-    - a title with child elements (markup such as <b>) becomes one text node with the markup as text;
+    - a title, abstract or comment with child elements (markup such as <b>) becomes one text node with
+      the markup as text;
     - an entry without <id> or with a missing/invalid <published> or <updated> becomes a placeholder.
     """
     bad: list[BadEntry] = []
     changed = False
     for entry in root.iter(f"{ATOM}entry"):
         title_el = entry.find(f"{ATOM}title")
-        title = ""
-        if title_el is not None:
-            title = _inner_text(title_el)
-            if len(title_el):
-                for child in list(title_el):
-                    title_el.remove(child)
-                title_el.text = title
+        title = _inner_text(title_el) if title_el is not None else ""
+        # the package reads only the text before an element's first child: flatten the markup into text
+        for el in (title_el, entry.find(f"{ATOM}summary"), entry.find("{http://arxiv.org/schemas/atom}comment")):
+            if el is not None and len(el):
+                text = _inner_text(el)
+                for child in list(el):
+                    el.remove(child)
+                el.text = text
                 changed = True
         id_el = entry.find(f"{ATOM}id")
         ident = (id_el.text or "").strip() if id_el is not None else ""
