@@ -130,6 +130,27 @@ class _ReuseModel:
         self.presets.load = self.real
 
 
+def _run_keeping_finished(bench, jobs, cfg, progress):
+    """(rows, failure): all jobs of one model in one call (one baseline pass); when a call fails, its jobs
+    are rerun one by one (the model stays loaded) so that every job that can finish is kept, and
+    `failure` is (index, job, exception) of the first job that cannot."""
+    rows: list[dict] = []
+    with _ReuseModel():
+        for model in dict.fromkeys(j.model for j in jobs):
+            group = [j for j in jobs if j.model == model]
+            try:
+                rows += bench.run_jobs(group, cfg, progress)
+                continue
+            except Exception:  # noqa: BLE001 - find the failing job below, keeping the others
+                pass
+            for job in group:
+                try:
+                    rows += bench.run_jobs([job], cfg, progress)
+                except Exception as exc:  # noqa: BLE001 - keep what finished, then report
+                    return rows, (jobs.index(job), job, exc)
+    return rows, None
+
+
 def run(args) -> int:
     import shlex
 
@@ -161,13 +182,7 @@ def run(args) -> int:
         if args.ray:
             rows = bench.run_jobs_ray(jobs, cfg, args.ray, progress)
         else:
-            with _ReuseModel():
-                for i, job in enumerate(jobs):
-                    try:
-                        rows += bench.run_jobs([job], cfg, progress)
-                    except Exception as exc:  # noqa: BLE001 - keep what finished, then report
-                        failure = (i, job, exc)
-                        break
+            rows, failure = _run_keeping_finished(bench, jobs, cfg, progress)
     finally:
         if bar:
             bar.close()
