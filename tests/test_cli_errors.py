@@ -239,3 +239,7 @@ def test_cost_memory_fit_and_context_warnings(capsys):
     assert main(["cost", "--model", "qwen2.5-vl-72b", "--images", "1", "--gpus", "2", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["full"]["gpus"] == 2 and doc["full"]["warnings"] == [] and doc["full"]["weight_bytes"] > 140e9
+
+
+def test_ingest_days_must_be_positive(capsys):
+    assert one_line_error(capsys, main(["ingest", "--days", "0"])) == "error: --days 0: write 1 or more days (e.g. --days 4)"

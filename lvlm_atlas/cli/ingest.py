@@ -80,7 +80,10 @@ def run(args) -> int:
     if (args.since is None) == (args.days is None):
         print("error: give exactly one of --since DATE or --days N", file=sys.stderr)
         return 2
-    since = args.since or until - dt.timedelta(days=max(args.days - 1, 0))
+    if args.days is not None and args.days < 1:
+        print(f"error: --days {args.days}: write 1 or more days (e.g. --days 4)", file=sys.stderr)
+        return 2
+    since = args.since or until - dt.timedelta(days=args.days - 1)
     tax = load_taxonomy()
     try:
         config = load_config(args.config or INGEST_CONFIG, taxonomy=tax)
