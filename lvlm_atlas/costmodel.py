@@ -104,6 +104,7 @@ class ModelSpec:
     hub_id: str
     llm: LLMSpec
     vision: VisionSpec
+    max_context: int = 0          # context length of the language model in tokens (0: unknown)
 
     def params(self) -> int:
         return self.llm.params() + self.vision.params()
@@ -135,7 +136,8 @@ def models() -> dict[str, ModelSpec]:
         vision["grid_pinpoints"] = tuple(tuple(p) for p in vision.get("grid_pinpoints", ()))
         vision["projector"] = tuple(tuple(p) for p in vision.get("projector", ()))
         out[raw["id"]] = ModelSpec(id=raw["id"], label=raw["label"], hub_id=raw["hub_id"],
-                                   llm=LLMSpec(**raw["llm"]), vision=VisionSpec(**vision))
+                                   llm=LLMSpec(**raw["llm"]), vision=VisionSpec(**vision),
+                                   max_context=int(raw.get("max_context") or 0))
     return out
 
 
@@ -155,6 +157,43 @@ def get_model(model_id: str) -> ModelSpec:
     if key not in table:
         raise KeyError(f"unknown model {model_id!r}; known models: {', '.join(table)} (add one to catalog/models.yaml)")
     return table[key]
+
+
+def multi_gpu(gpu: GPUSpec, n: int) -> GPUSpec:
+    """`n` identical GPUs as one device under ideal tensor parallelism (communication ignored):
+    n times the compute, the bandwidth and the memory."""
+    if n < 1:
+        raise ValueError(f"--gpus must be at least 1, got {n}")
+    if n == 1:
+        return gpu
+    return GPUSpec(id=gpu.id, label=f"{n} x {gpu.label}", peak_flops=gpu.peak_flops * n,
+                   bandwidth=gpu.bandwidth * n, memory=gpu.memory * n)
+
+
+def weight_bytes(model: ModelSpec, bytes_per_param: int = 2) -> float:
+    return float(model.params()) * bytes_per_param
+
+
+def fit_warnings(b: "Breakdown") -> list[str]:
+    """Why the request would not run as estimated: memory (weights + KV cache at the last token vs the
+    GPU memory) and context length (prompt + output vs the language model's context)."""
+    out = []
+    weights = weight_bytes(b.model, b.bytes_per_param)
+    need = weights + b.kv_bytes_final
+    gb = 1e9
+    if weights > b.gpu.memory:
+        out.append(f"does not fit: the weights alone are {weights / gb:.0f} GB and {b.gpu.label} has "
+                   f"{b.gpu.memory / gb:.0f} GB; use more GPUs (--gpus N), a larger GPU or fewer bytes per weight "
+                   f"(--dtype-bytes 1)")
+    elif need > b.gpu.memory:
+        out.append(f"does not fit: weights {weights / gb:.0f} GB + KV cache {b.kv_bytes_final / gb:.1f} GB = "
+                   f"{need / gb:.0f} GB > {b.gpu.memory / gb:.0f} GB of {b.gpu.label}; reduce the input, use a "
+                   f"budget (--budget/--kv-budget) or more GPUs (--gpus N)")
+    ctx = (0 if b.model.vision.tokenizer == "cross_attn" else b.visual_tokens) + b.text_tokens + b.output_tokens
+    if b.model.max_context and ctx > b.model.max_context:
+        out.append(f"exceeds the context: {ctx:,} tokens (visual + text + output) > {b.model.max_context:,} tokens "
+                   f"of {b.model.label}; use fewer or smaller images, a shorter video or a visual-token budget")
+    return out
 
 
 def get_gpu(gpu_id: str) -> GPUSpec:

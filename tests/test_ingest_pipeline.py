@@ -213,7 +213,7 @@ def test_cli_ingest_reject_and_new(config, catalog, tmp_path):
     assert main(["new", "2611.10006", *new_args]) == 0       # off-topic for ingestion, but a contributor asked
     written = papers / "real-time-semantic-segmentation-of-urban-scenes.yaml"
     assert written.exists(), sorted(p.name for p in papers.iterdir())
-    assert main(["new", "https://arxiv.org/abs/2611.10006v1", *new_args]) == 1
+    assert main(["new", "https://arxiv.org/abs/2611.10006v1", *new_args]) == 2   # known: refused before the network
 
 
 def test_window_must_be_ordered(config, catalog):

@@ -64,7 +64,7 @@ def test_run_command_rejects_bad_input(shapes, capsys):
     assert main(["run", "fastv", "--image", "/nonexistent.png", "--prompt", "x"]) == 2
     img = str(shapes.parent / "images" / "0000.png")
     assert main(["run", "fastv", "--image", img, "--prompt", "x", "--param", "nope=1"]) == 2
-    assert "valid" in capsys.readouterr().out
+    assert "valid" in capsys.readouterr().err
 
 
 def test_bench_writes_valid_results_with_provenance(shapes, tmp_path):

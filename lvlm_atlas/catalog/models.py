@@ -157,7 +157,7 @@ class Paper(Strict):
 
     id: str = Field(pattern=SLUG_RE, max_length=80, description="Stable lowercase slug; equals the file name.")
     name: str = Field(min_length=1, max_length=60, description="Short name used in tables, e.g. FastV.")
-    title: str = Field(min_length=3, max_length=400)
+    title: str = Field(min_length=1, max_length=400)
     authors: list[Annotated[str, Field(min_length=2, max_length=120)]] = Field(min_length=1, description="Full author list, in order.")
     year: int = Field(ge=1990, le=2100, description="Year of the venue version, or of the first version for preprints.")
     date: str = Field(

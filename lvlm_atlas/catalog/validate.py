@@ -242,6 +242,46 @@ def normalise_title(title: str) -> str:
     return " ".join(_NON_ALNUM.sub(" ", text).split())
 
 
+# Words whose presence or absence does not make two titles different papers.
+_FUNCTION_WORDS = frozenset(
+    "a an the of for and in on with via to by from is are at as towards toward its into over under using "
+    "based through your our their this that it be".split())
+
+
+def _close_words(a: str, b: str) -> bool:
+    """Spelling variants of one word: plural/suffix (model/models), -ise/-ize, a small typo."""
+    if a == b:
+        return True
+    short, long_ = sorted((a, b), key=len)
+    if len(short) >= 4 and long_.startswith(short) and len(long_) - len(short) <= 3:
+        return True
+    return len(short) >= 5 and difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= 0.85
+
+
+def differ_in_content(norm_a: str, norm_b: str) -> list[str]:
+    """The content words that one normalised title has and the other lacks (empty: same paper is possible).
+
+    A word counts as shared when the other title has it, a spelling variant of it, or has it split in two
+    ("visionlanguage" / "vision language"); function words never count. "DNA Language Models for ..." and
+    "Genetic Language Models for ..." differ in content ("dna", "genetic") and are two papers however
+    similar the strings are.
+    """
+    wa, wb = norm_a.split(), norm_b.split()
+    joined_a = {x + y for x, y in zip(wa, wa[1:])}
+    joined_b = {x + y for x, y in zip(wb, wb[1:])}
+    only_a = [w for w in dict.fromkeys(wa) if w not in wb and w not in _FUNCTION_WORDS]
+    only_b = [w for w in dict.fromkeys(wb) if w not in wa and w not in _FUNCTION_WORDS]
+    out = []
+    for words, others, others_joined, own in ((only_a, only_b, joined_b, wa), (only_b, only_a, joined_a, wb)):
+        for w in words:
+            if w in others_joined or any(_close_words(w, o) for o in others):
+                continue
+            if any((w + o) in others_joined or (o + w) in others_joined for o in own):
+                continue  # "vision" next to "language" in one title, "visionlanguage" in the other
+            out.append(w)
+    return out
+
+
 def _significant_words(norm: str) -> list[str]:
     return [w for w in norm.split() if w not in _STOPWORDS and len(w) > 2]
 
@@ -301,7 +341,7 @@ def near_duplicate_titles(papers: list[tuple[str, str]], ratio: float = NEAR_DUP
                 if len(wa & wb) / max(len(wa | wb), 1) < 0.6:
                     continue
                 r = difflib.SequenceMatcher(None, norms[pair[0]], norms[pair[1]], autojunk=False).ratio()
-                if r >= ratio:
+                if r >= ratio and not differ_in_content(norms[a], norms[b]):
                     out.add((pair[0], pair[1], round(r, 3)))
     return sorted(out)
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from pathlib import Path
 
-from lvlm_atlas.cli._common import add_model_options, parse_budget, parse_params
+from lvlm_atlas.cli._common import add_model_options, parse_params
 
 
 def _csv(text: str) -> list[str]:
@@ -36,65 +37,161 @@ def add_arguments(parser) -> None:
 
 
 def _method_params(items) -> dict:
+    from lvlm_atlas.cli._checks import UsageError
+
     out: dict = {}
-    for key, value in parse_params(items).items():
+    try:
+        parsed = parse_params(items)
+    except Exception as exc:  # noqa: BLE001 - argparse.ArgumentTypeError or a YAML error
+        raise UsageError(f"{' '.join(str(exc).split())}; write METHOD.KEY=VALUE, e.g. fastv.k=3") from None
+    for key, value in parsed.items():
         method, dot, name = key.partition(".")
-        if not dot:
-            raise SystemExit(f"error: --param {key}=...: use METHOD.KEY=VALUE, e.g. fastv.k=3")
+        if not dot or not method or not name:
+            raise UsageError(f"--param {key}=...: write METHOD.KEY=VALUE, e.g. fastv.k=3")
         out.setdefault(method, {})[name] = value
     return out
 
 
-def run(args) -> int:
+def _check(args):
+    """Every user error, before any model loads: (methods, models, budgets, items, params, batch, workload)."""
+    from lvlm_atlas.cli._checks import UsageError, check_budget, check_device, check_image, check_method, \
+        check_model, preset_visual_tokens
     from lvlm_atlas.methods import bench, registry
     from lvlm_atlas.methods.dataset import generate, load
 
     methods = _csv(args.methods)
+    if not methods:
+        raise UsageError("--methods is empty; write comma-separated method names, e.g. fastv,sparsevlm")
     unknown = [m for m in methods if m != bench.BASELINE and m not in registry.names()]
     if unknown:
-        print(f"error: unknown method(s) {', '.join(unknown)}; known: {', '.join(registry.names())}", file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(registry.names())}")
+    for opt, value, low in (("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0), ("--n", args.n, 1),
+                            ("--max-new-tokens", args.max_new_tokens, 1)):
+        if value < low:
+            raise UsageError(f"{opt} {value}: write {low} or more")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: write 1 or more items")
+    check_device(args.device, args.dtype)
+    budgets = [check_budget(b, "--budgets entry") for b in _csv(args.budgets)] or [None]
+    params = _method_params(args.param)
+    stray = sorted(set(params) - set(methods))
+    if stray:
+        raise UsageError(f"--param for {', '.join(stray)}, which is not in --methods; add it to --methods or drop the --param")
+    for m in methods:
+        if m != bench.BASELINE:
+            check_method(m, dict(params.get(m, {})))
+            for b in budgets:
+                if b is not None:
+                    check_method(m, {**params.get(m, {}), "budget": b})
     from lvlm_atlas.methods import workloads
 
     workload = None
     batch = args.batch if args.batch is not None else 1
     if batch < 1:
-        print(f"error: --batch must be at least 1, got {batch}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--batch {batch}: write 1 or more")
     if args.workload:
         try:
             workload = workloads.get(args.workload, args.batch)
         except ValueError as exc:
-            print(f"error: --workload: {exc}", file=sys.stderr)
-            return 2
+            raise UsageError(f"--workload: {exc}") from None
         batch = workload.batch
+    elif args.tiny:
+        raise UsageError("--tiny needs --workload (it picks the workload's small stand-in model)")
     if batch > 1:
         single = [m for m in methods if m != bench.BASELINE and registry.load_card(m).batch == "1"]
         if single:
-            print(f"error: --batch {batch}: {', '.join(single)} support(s) batch size 1 only; run them without "
-                  "--batch or pick batch-capable methods (their cards say batch: any)", file=sys.stderr)
-            return 2
+            raise UsageError(f"--batch {batch}: {', '.join(single)} support(s) batch size 1 only; run them without "
+                             "--batch or pick batch-capable methods (their cards say batch: any)")
+    models = _csv(args.models) if args.models else (
+        [workload.tiny if args.tiny else workload.model] if workload else ["tiny-llava"])
+    if not models:
+        raise UsageError("--models is empty; write comma-separated presets or hub ids, e.g. tiny-llava")
+    for model in models:
+        check_model(model, "--models entry")
+        n = preset_visual_tokens(model)
+        for b in budgets:  # a sweep may mix models: too large for one model is a warning, not an error
+            if n is not None and isinstance(b, int) and b >= n:
+                print(f"warning: --budgets entry {b} is not below the {n} visual tokens {model} makes of an image; "
+                      f"that job keeps every visual token", file=sys.stderr)
     if workload is not None:
-        items = workloads.items(workload, n=args.limit or 1, tiny=args.tiny)
-    elif args.dataset:
-        items = load(args.dataset)
+        if args.dataset:
+            raise UsageError("--workload makes its own inputs; drop --dataset (or drop --workload)")
+        return methods, models, budgets, workloads.items(workload, n=args.limit or 1, tiny=args.tiny), params, \
+            batch, workload
+    if args.dataset:
+        if not Path(args.dataset).is_file():
+            raise UsageError(f"--dataset {args.dataset}: no such file; write the path of a JSONL file "
+                             "(one {\"image\": ..., \"question\": ...} per line)")
+        try:
+            items = load(args.dataset)
+        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--dataset {' '.join(str(exc).split())}") from None
     else:
         tmp = tempfile.mkdtemp(prefix="methods-shapes-")
         items = load(generate(tmp, n=args.n))
     if args.limit:
         items = items[: args.limit]
-    models = _csv(args.models) if args.models else (
-        [workload.tiny if args.tiny else workload.model] if workload else ["tiny-llava"])
-    cfg = bench.BenchConfig(methods=methods, models=models, batch=batch,
-                            workload=workload.name if workload else None,
-                            budgets=[parse_budget(b) for b in _csv(args.budgets)], items=items,
-                            repeats=args.repeats, warmup=args.warmup, max_new_tokens=args.max_new_tokens,
-                            device=args.device, dtype=args.dtype, attn=args.attn, params=_method_params(args.param))
+    for i, it in enumerate(items):
+        check_image(it["image"], f"dataset item {it.get('id', i + 1)}: image")
+    return methods, models, budgets, items, params, batch, None
+
+
+def _last_model_loader():
+    """A loader for `bench.run_jobs` that keeps the last model it loaded, so the sweep can run (and save) job
+    by job without loading a model once per job."""
+    from lvlm_atlas.methods import presets
+
+    cache: dict = {}
+
+    def load(name, **kw):
+        key = (name, tuple(sorted((k, str(v)) for k, v in kw.items())))
+        if key not in cache:
+            cache.clear()
+            cache[key] = presets.load(name, **kw)
+        return cache[key]
+
+    return load
+
+
+def _run_keeping_finished(bench, jobs, cfg, progress):
+    """(rows, failure): all jobs of one model in one call (one baseline pass); when a call fails, its jobs
+    are rerun one by one (the model stays loaded) so that every job that can finish is kept, and
+    `failure` is (index, job, exception) of the first job that cannot."""
+    rows: list[dict] = []
+    loader = _last_model_loader()
+    for model in dict.fromkeys(j.model for j in jobs):
+        group = [j for j in jobs if j.model == model]
+        try:
+            rows += bench.run_jobs(group, cfg, progress, loader=loader)
+            continue
+        except Exception:  # noqa: BLE001 - find the failing job below, keeping the others
+            pass
+        for job in group:
+            try:
+                rows += bench.run_jobs([job], cfg, progress, loader=loader)
+            except Exception as exc:  # noqa: BLE001 - keep what finished, then report
+                return rows, (jobs.index(job), job, exc)
+    return rows, None
+
+
+def run(args) -> int:
+    import shlex
+
+    from lvlm_atlas.cli._checks import UsageError, fail
+    from lvlm_atlas.methods import bench
+
     try:
-        jobs = bench.shard(bench.expand_jobs(cfg), args.shard)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        methods, models, budgets, items, params, batch, workload = _check(args)
+        cfg = bench.BenchConfig(methods=methods, models=models, budgets=budgets, items=items,
+                                repeats=args.repeats, warmup=args.warmup, max_new_tokens=args.max_new_tokens,
+                                device=args.device, dtype=args.dtype, attn=args.attn, params=params,
+                                batch=batch, workload=workload.name if workload else None)
+        try:
+            jobs = bench.shard(bench.expand_jobs(cfg), args.shard)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    except UsageError as exc:
+        return fail(exc)
     total = len(jobs) * len(items) * (cfg.warmup + cfg.repeats)
     bar = None
     if not args.no_progress:
@@ -102,19 +199,30 @@ def run(args) -> int:
 
         bar = tqdm(total=total, desc="bench", unit="run", file=sys.stderr)
     progress = bar.update if bar else None
+    command = "atlas " + shlex.join(getattr(args, "argv", sys.argv[1:]))
+    rows: list[dict] = []
+    failure = None
     try:
-        rows = (bench.run_jobs_ray(jobs, cfg, args.ray, progress) if args.ray
-                else bench.run_jobs(jobs, cfg, progress))
+        if args.ray:
+            rows = bench.run_jobs_ray(jobs, cfg, args.ray, progress)
+        else:
+            rows, failure = _run_keeping_finished(bench, jobs, cfg, progress)
     finally:
         if bar:
             bar.close()
     backends = sorted({r["attention_backend"] for r in rows})
-    import shlex
-
-    command = "atlas " + shlex.join(getattr(args, "argv", sys.argv[1:]))
     prov = bench.provenance(args.device, ",".join(backends) if backends else args.attn, command=command)
     if args.shard:
         prov["shard"] = args.shard
+    if failure is not None:
+        i, job, exc = failure
+        prov["incomplete"] = {"jobs_done": i, "jobs_total": len(jobs),
+                              "failed_job": {"model": job.model, "method": job.method, "budget": job.budget},
+                              "error": f"{type(exc).__name__}: {exc}"}
     path = bench.write_results(args.out, rows, prov)
+    if failure is not None:
+        i, job, exc = failure
+        return fail(f"job {i + 1} of {len(jobs)} ({job.model}, {job.method}, budget {job.budget}) failed: "
+                    f"{type(exc).__name__}: {exc}; the {i} finished jobs ({len(rows)} results) are in {path}", 1)
     print(f"wrote {len(rows)} results to {path}")
     return 0

@@ -18,6 +18,8 @@ def _size(text: str) -> tuple[int, int]:
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="model id from catalog/models.yaml, e.g. qwen2.5-vl-72b")
     parser.add_argument("--gpu", default="a100", help="GPU id from catalog/gpus.yaml (default: a100)")
+    parser.add_argument("--gpus", type=int, default=1, metavar="N",
+                        help="number of such GPUs (ideal tensor parallelism: N x compute, bandwidth, memory)")
     parser.add_argument("--images", type=int, default=0, help="number of images")
     parser.add_argument("--image-size", default="1280x1280", help="WxH of each image (default 1280x1280)")
     parser.add_argument("--video", type=float, default=0.0, metavar="SECONDS", help="video length in seconds")
@@ -32,19 +34,39 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _check_numbers(args) -> None:
+    """Range checks, before any estimate: raise ValueError with what to write instead."""
+    checks = [
+        (args.images >= 0, f"--images {args.images}: the number of images cannot be negative; write 0 or more"),
+        (args.video >= 0, f"--video {args.video:g}: the video length cannot be negative; write seconds, e.g. 30"),
+        (args.fps > 0, f"--fps {args.fps:g}: frames per second must be positive, e.g. 2"),
+        (args.text_tokens >= 0, f"--text-tokens {args.text_tokens}: cannot be negative; write e.g. 64"),
+        (args.output_tokens >= 0, f"--output-tokens {args.output_tokens}: cannot be negative; write e.g. 128"),
+        (args.dtype_bytes in (1, 2, 4), f"--dtype-bytes {args.dtype_bytes}: write 1 (8-bit), 2 (FP16/BF16) or 4 (FP32)"),
+        (args.gpus >= 1, f"--gpus {args.gpus}: write 1 or more GPUs"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
 def _budget(args) -> cm.Budget | None:
     if args.budget is None and args.kv_budget is None:
         return None
     tokens = fraction = None
     if args.budget is not None:
-        if args.budget < 0:
-            raise ValueError("--budget must be positive")
+        if args.budget <= 0:
+            raise ValueError(f"--budget {args.budget:g}: write a fraction in (0, 1] (e.g. 0.25) "
+                             "or a number of visual tokens kept (e.g. 144)")
         if args.budget <= 1:
             fraction = args.budget
+        elif args.budget != int(args.budget):
+            raise ValueError(f"--budget {args.budget:g}: a count of tokens is a whole number (e.g. 144); "
+                             "a fraction is at most 1 (e.g. 0.25)")
         else:
             tokens = int(args.budget)
     if args.kv_budget is not None and not 0 < args.kv_budget <= 1:
-        raise ValueError("--kv-budget is a fraction in (0, 1]")
+        raise ValueError(f"--kv-budget {args.kv_budget:g}: write a fraction in (0, 1], e.g. 0.5")
     return cm.Budget(keep_visual_tokens=tokens, keep_visual_fraction=fraction, kv_fraction=args.kv_budget)
 
 
@@ -81,20 +103,28 @@ def format_breakdown(b: cm.Breakdown, base: cm.Breakdown | None = None) -> str:
 
 def run(args) -> int:
     try:
+        _check_numbers(args)
         w, h = _size(args.image_size)
         vw, vh = _size(args.resolution)
         inp = cm.VisualInput(images=args.images, width=w, height=h, video_seconds=args.video, fps=args.fps,
                              video_width=vw, video_height=vh)
         budget = _budget(args)
         kwargs = dict(text_tokens=args.text_tokens, output_tokens=args.output_tokens, bytes_per_param=args.dtype_bytes)
-        full = cm.estimate(args.model, args.gpu, inp, **kwargs)
-        reduced = cm.estimate(args.model, args.gpu, inp, budget=budget, **kwargs) if budget else None
+        gpu = cm.multi_gpu(cm.get_gpu(args.gpu), args.gpus)
+        full = cm.estimate(args.model, gpu, inp, **kwargs)
+        if budget and budget.keep_visual_tokens is not None and budget.keep_visual_tokens > full.visual_tokens:
+            raise ValueError(f"--budget {budget.keep_visual_tokens} keeps more visual tokens than the input has "
+                             f"({full.visual_tokens:,}); write at most {full.visual_tokens} or a fraction such as 0.25")
+        reduced = cm.estimate(args.model, gpu, inp, budget=budget, **kwargs) if budget else None
     except (KeyError, ValueError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
+    for warning in cm.fit_warnings(reduced or full):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         def d(b: cm.Breakdown) -> dict:
-            return {"model": b.model.id, "gpu": b.gpu.id, "visual_tokens": b.visual_tokens, "text_tokens": b.text_tokens,
+            return {"model": b.model.id, "gpu": b.gpu.id, "gpus": args.gpus, "warnings": cm.fit_warnings(b),
+                    "weight_bytes": cm.weight_bytes(b.model, b.bytes_per_param), "visual_tokens": b.visual_tokens, "text_tokens": b.text_tokens,
                     "output_tokens": b.output_tokens, "ttft_s": b.ttft_s, "tpot_s": b.tpot_s,
                     "kv_bytes_after_prefill": b.kv_bytes_after_prefill, "kv_bytes_final": b.kv_bytes_final,
                     "stages": {s.name: {"flops": s.flops, "bytes": s.bytes, "intensity": s.intensity, "bound": s.bound,

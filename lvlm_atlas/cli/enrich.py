@@ -47,6 +47,10 @@ def run(args) -> int:
           f"{' (resumed)' if out.resumed else ''}; {out.reference_calls} reference lists fetched")
     if out.not_found:
         print(f"not known to Semantic Scholar ({len(out.not_found)}): {', '.join(out.not_found)}")
+    if out.failed:
+        print(f"references not fetched, retried on the next run ({len(out.failed)}):", file=sys.stderr)
+        for pid, why in sorted(out.failed.items()):
+            print(f"  {pid}: {why}", file=sys.stderr)
     if out.no_identifier:
         print(f"no arXiv/DOI/ACL/S2 identifier, skipped ({len(out.no_identifier)}): {', '.join(out.no_identifier)}")
     if out.suggestions:

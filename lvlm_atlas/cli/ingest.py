@@ -11,6 +11,7 @@ from lvlm_atlas import paths
 from lvlm_atlas.catalog.taxonomy import load_taxonomy
 
 DEFAULT_REPORT = paths.ROOT / "build" / "ingest-report.md"
+EXIT_INVALID = 3   # the run finished, but some records were invalid (listed in the report); see docs/ingestion.md
 
 
 def _date(text: str) -> dt.date:
@@ -79,7 +80,10 @@ def run(args) -> int:
     if (args.since is None) == (args.days is None):
         print("error: give exactly one of --since DATE or --days N", file=sys.stderr)
         return 2
-    since = args.since or until - dt.timedelta(days=max(args.days - 1, 0))
+    if args.days is not None and args.days < 1:
+        print(f"error: --days {args.days}: write 1 or more days (e.g. --days 4)", file=sys.stderr)
+        return 2
+    since = args.since or until - dt.timedelta(days=args.days - 1)
     tax = load_taxonomy()
     try:
         config = load_config(args.config or INGEST_CONFIG, taxonomy=tax)
@@ -89,10 +93,18 @@ def run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     atomic_write_text(args.report, render_report(result, tax))
-    print(f"ingest {since}..{until}: {result.fetched} fetched, {len(result.candidates)} new candidates, "
-          f"{len(result.duplicates)} known, {len(result.off_topic)} off-topic; report: {args.report}")
-    for c in result.candidates:
-        print(f"  + {c.path}  {c.classification.primary} ({c.classification.confidence:.2f})")
+    c = result.counts()
+    print(f"ingest {since}..{until}: {c['fetched']} fetched, {c['written']} written, {c['duplicate']} duplicate, "
+          f"{c['skipped']} skipped, {c['invalid']} invalid; report: {args.report}")
+    for cand in result.candidates:
+        print(f"  + {cand.path}  {cand.classification.primary} ({cand.classification.confidence:.2f})")
+    for b in result.bad_entries:
+        print(f"invalid: {b.ident}: {b.reason}", file=sys.stderr)
+    for s in result.invalid:
+        print(f"invalid: {s.record.arxiv_id}: {s.why.splitlines()[0] if s.why else ''} (full message in the report)",
+              file=sys.stderr)
     for e in result.errors:
         print(f"error: {e}", file=sys.stderr)
-    return 0 if result.ok else 1
+    if not result.ok:
+        return 1
+    return EXIT_INVALID if result.invalid_count else 0

@@ -25,27 +25,44 @@ def _fmt_ms(seconds) -> str:
 
 
 def run(args) -> int:
+    import argparse
+
+    from lvlm_atlas.cli._checks import UsageError, check_budget, check_image, check_method, check_device, \
+        check_model, check_visual_budget, fail, preset_visual_tokens
+
+    # every user error is found here, before the model loads
+    try:
+        check_image(args.image)
+        check_device(args.device, args.dtype)
+        try:
+            params = parse_params(args.param)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"{exc}, e.g. --param k=3") from None
+        budget = check_budget(args.budget)
+        if budget is not None:
+            if args.method == "none":
+                raise UsageError("--budget needs a method; write a method name (see `atlas list`) instead of none")
+            params["budget"] = budget
+        method = check_method(args.method, params) if args.method != "none" else None
+        if args.method == "none" and params:
+            raise UsageError("--param needs a method; write a method name (see `atlas list`) instead of none")
+        check_model(args.model)
+        check_visual_budget(budget, preset_visual_tokens(args.model), args.model)   # presets: before loading
+    except UsageError as exc:
+        return fail(exc)
+
     from PIL import Image
 
-    from lvlm_atlas.methods import harness, presets, registry
+    from lvlm_atlas.methods import harness, presets
 
-    path = Path(args.image)
-    if not path.is_file():
-        print(f"error: image {path} does not exist")
-        return 2
-    params = parse_params(args.param)
-    budget = parse_budget(args.budget)
-    if budget is not None:
-        params["budget"] = budget
-    method = None
-    if args.method != "none":
-        try:
-            method = registry.create(args.method, **params)
-        except (KeyError, TypeError) as exc:
-            print(f"error: {exc}")
-            return 2
     bundle = presets.load(args.model, device=args.device, dtype=args.dtype, attn=args.attn)
-    inputs = bundle.inputs(Image.open(path), args.prompt)
+    with Image.open(args.image) as im:
+        inputs = bundle.inputs(im.convert("RGB"), args.prompt)
+    n_vis = int((inputs["input_ids"] == bundle.model.config.image_token_id).sum())
+    try:
+        check_visual_budget(budget, n_vis, args.model)
+    except UsageError as exc:
+        return fail(exc)
     base = None
     if args.compare and method is not None:
         base = harness.greedy_generate(bundle.model, inputs, args.max_new_tokens, bundle.eos_token_id, args.device)
@@ -53,7 +70,6 @@ def run(args) -> int:
     with ctx as session:
         res = harness.greedy_generate(bundle.model, inputs, args.max_new_tokens, bundle.eos_token_id, args.device)
     stats = session.last if session is not None else None
-    n_vis = int((inputs["input_ids"] == bundle.model.config.image_token_id).sum())
     out = {
         "answer": bundle.decode(res.tokens),
         "method": args.method, "params": {k: v for k, v in (method.params() if method else {}).items()},

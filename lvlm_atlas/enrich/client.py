@@ -3,13 +3,17 @@
 The package does the HTTP work (httpx) and parses answers into its `Paper`/`Reference` objects, but on
 its own it is not safe for unattended runs: it answers `{}` for 502/503 and for a 200 whose body is only
 `{"error": ...}`, its built-in retry waits up to minutes and only covers 429, it raises bare
-`KeyError`/`JSONDecodeError` on malformed bodies, and its reference pager would loop forever on a
-page that silently came back empty. This module therefore:
+`KeyError`/`JSONDecodeError` on malformed bodies, and its reference pager stops silently at the first
+page shorter than the requested size (and keeps asking after empty pages that point further). This
+module therefore:
 
 * disables the package's own retry and wraps each HTTP call (`CheckedRequester`) with a client-side
   rate limit, bounded retries with exponential backoff on 429, 5xx, timeouts, transport errors and
   malformed bodies, and a check that turns the silent `{}` into an error;
-* validates the shape of every answer before the package parses it (`fetch_batch`, `fetch_references`).
+* validates the shape of every answer before the package parses it (`fetch_batch`, `fetch_references`);
+* pages references itself (follow `next`, stop at the reference count, on an empty page or at a cap),
+  skips `citedPaper: null` entries, matches batch answers to the queried ids by id, and reports a 404
+  on one paper as `PaperError` so the run skips that paper and goes on.
 """
 from __future__ import annotations
 
@@ -23,12 +27,10 @@ from typing import Awaitable, Callable
 import httpx
 import tenacity
 from semanticscholar.ApiRequester import ApiRequester
-from semanticscholar.PaginatedResults import PaginatedResults
 from semanticscholar.Paper import Paper as S2Paper
 from semanticscholar.Reference import Reference as S2Reference
 from semanticscholar.SemanticScholarException import (
     BadQueryParametersException,
-    NoMorePagesException,
     ObjectNotFoundException,
     ServerErrorException,
 )
@@ -52,6 +54,10 @@ class S2Error(Exception):
 
 class RetryableError(S2Error):
     """A failure worth retrying (rate limit, server error, timeout, empty or malformed body)."""
+
+
+class PaperError(S2Error):
+    """One paper's data cannot be fetched (e.g. HTTP 404 on its references): skip it, go on with the others."""
 
 
 class EmptyAnswerError(RetryableError):
@@ -112,7 +118,7 @@ def classify(exc: BaseException) -> S2Error:
     if isinstance(exc, BadQueryParametersException):
         return S2Error(f"Semantic Scholar rejected the request (HTTP 400): {exc}")
     if isinstance(exc, ObjectNotFoundException):
-        return S2Error(f"not found (HTTP 404): {exc}")
+        return PaperError(f"not found (HTTP 404): {exc}")
     return S2Error(f"unexpected error from the Semantic Scholar client: {exc!r}")
 
 
@@ -176,28 +182,85 @@ class S2Client:
     def base(self) -> str:
         return self.api_url.rstrip("/") + GRAPH_PATH
 
-    async def fetch_batch(self, ids: list[str]) -> list[S2Paper | None]:
-        """One batch call: the answer holds one entry per id, in order, None for unknown ids."""
+    async def fetch_batch(self, ids: list[str]) -> dict[str, S2Paper | None]:
+        """One batch call: {queried id: the package's Paper, or None when S2 does not know it}.
+
+        Answers are matched to queries by id (paperId or the externalIds), never by position alone: an
+        answer that matches no query is dropped (and logged) rather than given to the wrong paper.
+        """
         if not 1 <= len(ids) <= BATCH_LIMIT:
             raise ValueError(f"a batch holds 1 to {BATCH_LIMIT} ids, got {len(ids)}")
         data = await self.requester.get_data_async(
             f"{self.base}/paper/batch", "fields=" + ",".join(BATCH_FIELDS), self.headers, {"ids": ids})
-        return [None if item is None else S2Paper(item) for item in data]
+        out: dict[str, S2Paper | None] = {q: None for q in ids}
+        wanted = {_query_key(q): q for q in ids}
+        for i, item in enumerate(data):
+            if item is None:
+                continue
+            keys = answer_keys(item)
+            q = ids[i] if _query_key(ids[i]) in keys else next(
+                (wanted[k] for k in keys if k in wanted and out[wanted[k]] is None), None)
+            if q is None:
+                self.log(f"  batch answer {i} ({item.get('paperId')}) matches none of the queried ids; ignored")
+                continue
+            out[q] = S2Paper(item)
+        return out
 
-    async def fetch_references(self, s2_id: str) -> list[S2Paper]:
-        """Every reference of one paper (all pages), as the package's `Paper` objects."""
+    async def fetch_references(self, s2_id: str, expected: int | None = None) -> list[S2Paper]:
+        """Every reference of one paper (all pages), as the package's `Paper` objects.
+
+        Pages follow the API's `next` offset (a page may be shorter than the requested size) until the
+        API says done (no `next`), `expected` references (the paper's referenceCount) have been seen,
+        a page comes back empty, or MAX_REFERENCE_PAGES pages were read. Entries whose `citedPaper` is
+        null are skipped.
+        """
         if not S2_ID_RE.match(s2_id):
             raise ValueError(f"not a Semantic Scholar paper id: {s2_id!r}")
-        # The package's own get_paper_references() forgets the API key header; build the pager directly.
-        pager = await PaginatedResults.create(
-            requester=self.requester, data_type=S2Reference, url=f"{self.base}/paper/{s2_id}/references",
-            fields=list(REFERENCE_FIELDS), limit=self.references_page, headers=self.headers)
-        try:
-            while True:
-                await pager.async_next_page()
-        except NoMorePagesException:
-            pass
-        return [ref.paper for ref in pager.items if ref.paper is not None]
+        # Not the package's pager: it stops at the first page shorter than the requested size and
+        # forgets the API key header.
+        url = f"{self.base}/paper/{s2_id}/references"
+        fields = ",".join(REFERENCE_FIELDS)
+        out: list[S2Paper] = []
+        offset = seen = 0
+        for _ in range(MAX_REFERENCE_PAGES):
+            limit = min(self.references_page, MAX_OFFSET - offset)
+            if limit <= 0:
+                break
+            page = await self.requester.get_data_async(
+                url, f"fields={fields}&offset={offset}&limit={limit}", self.headers)
+            items = page["data"]
+            seen += len(items)
+            for item in items:
+                if item.get("citedPaper") is not None:
+                    ref = S2Reference(item)
+                    if ref.paper is not None:
+                        out.append(ref.paper)
+            nxt = page.get("next")
+            if not items or nxt is None or nxt <= offset or (expected is not None and seen >= expected):
+                break
+            offset = nxt
+        return out
+
+
+MAX_REFERENCE_PAGES = 50   # a cap on the pages read for one paper (50 x 1000 > any real reference list)
+MAX_OFFSET = 10000         # the API serves offset + limit <= 10000
+
+
+def _query_key(q: str) -> str:
+    prefix, sep, value = q.partition(":")
+    if not sep:
+        return q.lower()                     # a 40-hex S2 paper id
+    return f"{prefix.upper()}:{value.lower()}"
+
+
+def answer_keys(item: dict) -> set[str]:
+    """The query ids under which a batch answer may have been requested."""
+    keys = {str(item.get("paperId") or "").lower()}
+    ext = item.get("externalIds") or {}
+    for api_key, prefix in (("ArXiv", "ARXIV"), ("DOI", "DOI"), ("ACL", "ACL"), ("CorpusId", "CORPUSID")):
+        if ext.get(api_key) is not None:
+            keys.add(f"{prefix}:{str(ext[api_key]).lower()}")
+    return keys
 
 
 def validate_answer(url: str, payload: dict | None, data) -> None:
@@ -234,7 +297,11 @@ def check_references_page(page) -> None:
         if key in page and (not isinstance(page[key], int) or isinstance(page[key], bool)):
             raise MalformedAnswerError(f"references page: {key!r} is {page[key]!r}, expected an integer")
     for item in page["data"]:
-        cited = item.get("citedPaper") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or "citedPaper" not in item:
+            raise MalformedAnswerError(f"reference without a citedPaper object: {str(item)[:120]}")
+        cited = item["citedPaper"]
+        if cited is None:
+            continue  # S2 sends `citedPaper: null` for references it cannot show: skipped, not an error
         if not isinstance(cited, dict):
             raise MalformedAnswerError(f"reference without a citedPaper object: {str(item)[:120]}")
         pid = cited.get("paperId")

@@ -15,7 +15,7 @@ from typing import Callable
 
 from lvlm_atlas import paths
 from lvlm_atlas.catalog.loader import Catalog
-from lvlm_atlas.enrich.client import BATCH_LIMIT, S2Client
+from lvlm_atlas.enrich.client import BATCH_LIMIT, PaperError, S2Client
 from lvlm_atlas.enrich.records import IdIndex, make_record, merge, query_id, reresolve, split_references, suggestions
 from lvlm_atlas.enrich.store import STORE_PATH, SUGGESTIONS_PATH, atomic_write_text, load_store, save_store
 
@@ -27,6 +27,7 @@ class Outcome:
     enriched: list[str] = field(default_factory=list)
     not_found: list[str] = field(default_factory=list)
     no_identifier: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)   # catalog id -> why its references could not be fetched
     resumed: bool = False
     reference_calls: int = 0
     suggestions: dict[str, list[str]] = field(default_factory=dict)
@@ -92,7 +93,7 @@ async def enrich(catalog: Catalog, client: S2Client, *, only: list[str] | None =
     for start in range(0, len(queries), BATCH_LIMIT):
         chunk = queries[start:start + BATCH_LIMIT]
         log(f"batch lookup of {len(chunk)} ids")
-        answers = dict(zip(chunk, await client.fetch_batch(chunk)))
+        answers = await client.fetch_batch(chunk)   # matched to the queried ids by id, not position
         for pid in pending:
             if selection[pid] in answers:
                 ans = answers[selection[pid]]
@@ -104,10 +105,14 @@ async def enrich(catalog: Catalog, client: S2Client, *, only: list[str] | None =
     s2_ids.update({pid: r["s2_id"] for pid, r in store.papers.items() if pid not in s2_ids})
     index = IdIndex.build(catalog.papers, s2_ids)
     done = set(state["done"])
-    for pid in sorted(selection):
+    # papers whose references failed in an earlier run go last, so one bad paper never blocks the others
+    for pid in sorted(selection, key=lambda p: (p in store.failed, p)):
         answer = state["answers"][pid]
         if pid in done:
-            (out.enriched if answer else out.not_found).append(pid)
+            if pid in store.failed and answer:
+                out.failed[pid] = store.failed[pid]
+            else:
+                (out.enriched if answer else out.not_found).append(pid)
             continue
         if answer is None:
             store.papers.pop(pid, None)
@@ -121,11 +126,22 @@ async def enrich(catalog: Catalog, client: S2Client, *, only: list[str] | None =
                 refs = reresolve(old["references"], index, pid, set(catalog.by_id))
             else:
                 log(f"references of {pid}")
-                cited = await client.fetch_references(answer["paperId"])
+                try:
+                    cited = await client.fetch_references(answer["paperId"], expected=answer.get("referenceCount"))
+                except PaperError as exc:   # e.g. 404 on this paper's references: record it, go on
+                    log(f"  {pid}: references not fetched ({exc}); retried on the next run")
+                    out.reference_calls += 1
+                    out.failed[pid] = str(exc)
+                    store.failed[pid] = f"{date}: {exc}"
+                    save_store(store, store_path)
+                    state["done"].append(pid)
+                    _save_state(state_path, state)
+                    continue
                 out.reference_calls += 1
                 refs = split_references(((c.paperId, c.externalIds) for c in cited), index, pid)
             store.papers[pid] = merge(old, make_record(selection[pid], answer, refs, date))
             store.not_found.pop(pid, None)
+            store.failed.pop(pid, None)
             out.enriched.append(pid)
         save_store(store, store_path)
         state["done"].append(pid)
@@ -139,6 +155,9 @@ async def enrich(catalog: Catalog, client: S2Client, *, only: list[str] | None =
         for pid in list(store.not_found):
             if pid not in selection:
                 del store.not_found[pid]
+        for pid in list(store.failed):
+            if pid not in selection:
+                del store.failed[pid]
     save_store(store, store_path)
     Path(state_path).unlink(missing_ok=True)
 

@@ -33,9 +33,12 @@ class StoreError(Exception):
 class Store:
     papers: dict[str, dict] = field(default_factory=dict)     # catalog id -> record
     not_found: dict[str, str] = field(default_factory=dict)   # catalog id -> the id S2 did not know
+    failed: dict[str, str] = field(default_factory=dict)      # catalog id -> why its references failed (retried)
 
     def to_json(self) -> str:
         doc = {"schema": SCHEMA, "source": SOURCE, "papers": self.papers, "not_found": self.not_found}
+        if self.failed:  # only present while something failed, so healthy runs keep the same bytes
+            doc["failed"] = self.failed
         return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -93,9 +96,12 @@ def parse_store(text: str, origin: str = "enrichment file") -> Store:
         raise StoreError(f"{origin}: \"papers\" and \"not_found\" must be objects")
     problems = [p for pid, rec in papers.items() for p in check_record(pid, rec)]
     problems += [f"not_found.{k} must be a string" for k, v in not_found.items() if not isinstance(v, str)]
+    failed = doc.get("failed", {})
+    if not isinstance(failed, dict) or not all(isinstance(v, str) for v in failed.values()):
+        problems.append("\"failed\" must map catalog ids to messages")
     if problems:
         raise StoreError(f"{origin} is invalid:\n  " + "\n  ".join(problems))
-    return Store(papers=papers, not_found=not_found)
+    return Store(papers=papers, not_found=not_found, failed=failed)
 
 
 def load_store(path: Path = STORE_PATH) -> Store:

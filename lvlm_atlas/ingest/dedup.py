@@ -2,7 +2,8 @@
 
 A paper is "known" when its arXiv id (without version), its DOI (case-insensitive) or its title matches;
 titles match after normalisation (case, accents, punctuation, spacing) or when they are near-duplicates by
-the catalog validator's rule (same numbers, mostly the same words, similarity >= its threshold), so that
+the catalog validator's rule (same numbers, mostly the same words, similarity >= its threshold, and no
+content word in one title that the other lacks: see `differ_in_content`), so that
 every candidate written here also passes `atlas validate`.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from lvlm_atlas.catalog.validate import NEAR_DUPLICATE_RATIO, normalise_title
+from lvlm_atlas.catalog.validate import NEAR_DUPLICATE_RATIO, differ_in_content, normalise_title
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class DedupIndex:
             other_words = set(other.split())
             if len(words & other_words) / max(len(words | other_words), 1) < 0.6:
                 continue
-            if matcher.quick_ratio() >= NEAR_DUPLICATE_RATIO and matcher.ratio() >= NEAR_DUPLICATE_RATIO:
+            if matcher.quick_ratio() >= NEAR_DUPLICATE_RATIO and matcher.ratio() >= NEAR_DUPLICATE_RATIO \
+                    and not differ_in_content(norm, other):  # "DNA ..." vs "Genetic ...": two papers
                 return known, f"near-duplicate title ({matcher.ratio():.2f})"
         return None
 

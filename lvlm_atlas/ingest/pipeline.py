@@ -13,7 +13,7 @@ from lvlm_atlas.ingest.classify import Classifier
 from lvlm_atlas.ingest.config import IngestConfig
 from lvlm_atlas.ingest.corpus import load_papers
 from lvlm_atlas.ingest.dedup import DedupIndex, Known, catalog_known
-from lvlm_atlas.ingest.fetch import ArxivSource, FetchError
+from lvlm_atlas.ingest.fetch import ArxivSource, BadEntry, FetchError
 from lvlm_atlas.ingest.record import ArxivRecord
 from lvlm_atlas.ingest.rejected import as_known, load_rejected
 from lvlm_atlas.ingest.relevance import Relevance, relevance
@@ -28,6 +28,9 @@ class Skipped:
     why: str
 
 
+INVALID_LABEL = "this run (could not be written)"
+
+
 @dataclass
 class RunResult:
     since: dt.date
@@ -37,7 +40,10 @@ class RunResult:
     duplicates: list[Skipped] = field(default_factory=list)
     off_topic: list[tuple[ArxivRecord, Relevance]] = field(default_factory=list)
     out_of_window: list[Skipped] = field(default_factory=list)
-    invalid: list[Skipped] = field(default_factory=list)
+    invalid: list[Skipped] = field(default_factory=list)        # failed validation: full message in `why`
+    bad_entries: list[BadEntry] = field(default_factory=list)   # arXiv entries that are not usable records
+    withdrawn: list[Skipped] = field(default_factory=list)
+    notes: list[Skipped] = field(default_factory=list)          # written, with something the reviewer should see
     errors: list[str] = field(default_factory=list)
     queries_done: int = 0
     queries_total: int = 0
@@ -46,6 +52,28 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def skipped(self) -> int:
+        """Records deliberately not proposed: off-topic, withdrawn, outside the window."""
+        return len(self.off_topic) + len(self.withdrawn) + len(self.out_of_window)
+
+    @property
+    def invalid_count(self) -> int:
+        """Entries that should have been readable but were not: bad arXiv entries and failed validation."""
+        return len(self.invalid) + len(self.bad_entries)
+
+    def counts(self) -> dict[str, int]:
+        return {"fetched": self.fetched, "written": len(self.candidates), "duplicate": len(self.duplicates),
+                "skipped": self.skipped, "invalid": self.invalid_count}
+
+    def add_bad_entries(self, entries: list[BadEntry]) -> None:
+        """Record bad arXiv entries once each (several queries can return the same entry)."""
+        seen = {(b.ident, b.reason) for b in self.bad_entries}
+        for b in entries:
+            if (b.ident, b.reason) not in seen:
+                seen.add((b.ident, b.reason))
+                self.bad_entries.append(b)
 
 
 class Ingestor:
@@ -68,8 +96,24 @@ class Ingestor:
         dup = self.index.match(record.arxiv_id, record.doi, record.title)
         if dup:
             known, why = dup
+            if known.label == INVALID_LABEL and known.arxiv == record.arxiv_id:
+                return None  # already listed once as invalid in this run
             result.duplicates.append(Skipped(record, f"{why} as {known.label}"))
             return None
+        if record.withdrawn:
+            self.index.add(Known(label=f"this run: {record.arxiv_id} (withdrawn)", arxiv=record.arxiv_id))
+            result.withdrawn.append(Skipped(record, f"withdrawn: {record.comment}"))
+            return None
+        try:
+            return self._propose(record, result, min_relevance, source)
+        except (ValidationError, FileExistsError, ValueError) as exc:
+            # listed once as invalid, never also as a duplicate of itself when another query returns it
+            self.index.by_arxiv[record.arxiv_id] = Known(label=INVALID_LABEL, arxiv=record.arxiv_id)
+            result.invalid.append(Skipped(record, str(exc).strip()))
+            return None
+
+    def _propose(self, record: ArxivRecord, result: RunResult, min_relevance: float | None,
+                 source: str) -> Candidate | None:
         text = f"{record.title}. {record.abstract}"
         rel = relevance(record.title, record.abstract, self.config.relevance, self.classifier.max_similarity(text))
         threshold = self.config.relevance.threshold if min_relevance is None else min_relevance
@@ -81,15 +125,15 @@ class Ingestor:
         paper_id = choose_id(short_name(record.title), record, self.taken)
         data = paper_data(record, cls, paper_id, self.taxonomy, self.today, source=source)
         reasons = rel.reasons() + cls.reasons()
+        if record.other_dois:
+            reasons.append(f"arXiv lists further DOIs, not kept: {', '.join(record.other_dois)}")
         what = "candidate awaiting review" if source == "arxiv-ingest" else "scaffold: review every field"
         header = [f"arXiv ingestion {self.today.isoformat()}: {what}.",
                   f"proposed {cls.primary} (confidence {cls.confidence:.2f}); " + "; ".join(reasons)]
-        try:
-            path = write_candidate(self.papers_dir, data, self.taxonomy, header)
-        except (ValidationError, FileExistsError) as exc:
-            result.invalid.append(Skipped(record, str(exc).splitlines()[0]))
-            return None
+        path = write_candidate(self.papers_dir, data, self.taxonomy, header)
         self.taken.add(paper_id)
+        if record.other_dois:
+            result.notes.append(Skipped(record, f"kept DOI {record.doi}; arXiv also lists {', '.join(record.other_dois)}"))
         cand = Candidate(id=paper_id, record=record, classification=cls, relevance=rel.score, reasons=reasons, path=path)
         result.candidates.append(cand)
         return cand
@@ -114,6 +158,8 @@ def run_ingest(config: IngestConfig, taxonomy: Taxonomy, source: ArxivSource, si
         except FetchError as exc:
             result.errors.append(f"query for {spec.node}: {exc}")
             break
+        finally:
+            result.add_bad_entries(source.bad_entries)
         result.queries_done += 1
         result.fetched += len(records)
         if len(records) >= source.settings.max_results_per_query:

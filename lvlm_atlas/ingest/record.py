@@ -65,11 +65,39 @@ def project_links(*texts: str | None) -> list[str]:
     return out
 
 
-def clean_doi(raw: str | None) -> str | None:
-    if not raw:
-        return None
+def _one_doi(raw: str) -> str | None:
     doi = re.sub(r"^(?:https?://(?:dx\.)?doi\.org/|doi:)", "", raw.strip(), flags=re.IGNORECASE)
+    doi = doi.rstrip(".,;")
     return doi if DOI_RE.match(doi) else None
+
+
+def split_dois(raw: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """(first valid DOI, the other DOIs) of arXiv's DOI field, which may hold several separated by
+    spaces, commas or semicolons (e.g. "10.1103/PhysRevD.1.1 10.1103/PhysRevD.1.2")."""
+    if not raw or not raw.strip():
+        return None, ()
+    whole = _one_doi(raw)
+    if whole:
+        return whole, ()
+    dois: list[str] = []
+    for part in re.split(r"[\s,;]+", raw.strip()):
+        doi = _one_doi(part) if part else None
+        if doi and doi not in dois:
+            dois.append(doi)
+    return (dois[0], tuple(dois[1:])) if dois else (None, ())
+
+
+def clean_doi(raw: str | None) -> str | None:
+    return split_dois(raw)[0]
+
+
+_WITHDRAWN_RE = re.compile(r"\b(?:withdrawn|withdraw\s+(?:this|the)\s+(?:paper|submission|manuscript))\b",
+                           re.IGNORECASE)
+
+
+def is_withdrawn(comment: str | None) -> bool:
+    """arXiv marks a withdrawal in the comment ("This paper has been withdrawn by the author ...")."""
+    return bool(comment and _WITHDRAWN_RE.search(comment))
 
 
 @dataclass(frozen=True)
@@ -86,6 +114,11 @@ class ArxivRecord:
     doi: str | None = None
     primary_category: str = ""
     categories: tuple[str, ...] = ()
+    other_dois: tuple[str, ...] = ()   # further DOIs in arXiv's DOI field (only the first is kept)
+
+    @property
+    def withdrawn(self) -> bool:
+        return is_withdrawn(self.comment)
 
     @property
     def abs_url(self) -> str:
@@ -111,6 +144,7 @@ class ArxivRecord:
     def from_result(cls, result) -> "ArxivRecord":
         """Build from an `arxiv.Result` (the arxiv package's parsed Atom entry)."""
         bare, version = split_arxiv_id(result.entry_id)
+        doi, other_dois = split_dois(result.doi)
         return cls(
             arxiv_id=bare,
             version=version,
@@ -121,7 +155,8 @@ class ArxivRecord:
             updated=result.updated.date(),
             comment=clean_text(result.comment) or None,
             journal_ref=clean_text(result.journal_ref) or None,
-            doi=clean_doi(result.doi),
+            doi=doi,
+            other_dois=other_dois,
             primary_category=result.primary_category or "",
             categories=tuple(result.categories or ()),
         )

@@ -24,14 +24,13 @@ def render_report(result: RunResult, taxonomy: Taxonomy) -> str:
         "",
         f"- queries run: {r.queries_done} of {r.queries_total}",
         f"- results fetched: {r.fetched}",
-        f"- new candidates: **{len(r.candidates)}**",
-        f"- already known (catalog, earlier candidates, rejected, or repeated across queries): {len(r.duplicates)}",
-        f"- judged off-topic: {len(r.off_topic)}",
+        f"- written (new candidates): **{len(r.candidates)}**",
+        f"- duplicate (already known: catalog, earlier candidates, rejected, or repeated across queries): {len(r.duplicates)}",
+        f"- skipped: {r.skipped} (off-topic {len(r.off_topic)}, withdrawn {len(r.withdrawn)}, "
+        f"outside the date window {len(r.out_of_window)})",
+        f"- invalid: {r.invalid_count} (unreadable arXiv entries {len(r.bad_entries)}, "
+        f"failed validation {len(r.invalid)}){' -- see below' if r.invalid_count else ''}",
     ]
-    if r.out_of_window:
-        lines.append(f"- outside the date window: {len(r.out_of_window)}")
-    if r.invalid:
-        lines.append(f"- could not be written (see below): {len(r.invalid)}")
     if r.capped_queries:
         lines.append(f"- queries that hit max_results_per_query (narrow the window): {', '.join(r.capped_queries)}")
     if r.errors:
@@ -76,7 +75,19 @@ def render_report(result: RunResult, taxonomy: Taxonomy) -> str:
         if len(r.duplicates) > MAX_LISTED:
             lines.append(f"- ... and {len(r.duplicates) - MAX_LISTED} more")
         lines += ["", "</details>"]
-    if r.invalid:
-        lines += ["", "### Not written", ""]
-        lines += [f"- {s.record.arxiv_id} {md(s.record.title)}: {md(s.why)}" for s in r.invalid]
+    if r.invalid or r.bad_entries:
+        lines += ["", "### Invalid (not written)", ""]
+        for b in r.bad_entries:
+            lines.append(f"- {md(b.ident)} {md(b.title)}: unreadable arXiv entry: {md(b.reason)}")
+        for s in r.invalid:
+            msg = [m for m in s.why.splitlines() if m.strip()] or ["(no message)"]
+            lines.append(f"- {s.record.arxiv_id} {md(s.record.title)}: {md(msg[0])}")
+            lines += [f"  - {md(m)}" for m in msg[1:]]
+    if r.withdrawn:
+        lines += ["", f"<details><summary>Withdrawn, not proposed ({len(r.withdrawn)})</summary>", ""]
+        lines += [f"- {s.record.arxiv_id} {md(s.record.title)}: {md(s.why)}" for s in r.withdrawn[:MAX_LISTED]]
+        lines += ["", "</details>"]
+    if r.notes:
+        lines += ["", "### Notes for reviewers", ""]
+        lines += [f"- {s.record.arxiv_id} {md(s.record.title)}: {md(s.why)}" for s in r.notes]
     return "\n".join(lines) + "\n"

@@ -116,14 +116,15 @@ def _mean(xs):
     return sum(xs) / len(xs) if xs else None
 
 
-def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None) -> list[dict]:
-    """Run all jobs of one model (the model is loaded once). `progress(n)` is called per finished run."""
+def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None, loader=None) -> list[dict]:
+    """Run all jobs of one model (the model is loaded once, by `loader` or `presets.load`). `progress(n)` is
+    called per finished run."""
     from PIL import Image
 
     from lvlm_atlas.methods import harness, presets, registry
     from lvlm_atlas.methods.dataset import exact_match
 
-    bundle = presets.load(model, device=cfg.device, dtype=cfg.dtype, attn=cfg.attn)
+    bundle = (loader or presets.load)(model, device=cfg.device, dtype=cfg.dtype, attn=cfg.attn)
     prepared = [harness.batched(bundle.inputs(it["images"] if "images" in it else Image.open(it["image"]),
                                               it["question"]), cfg.batch) for it in cfg.items]
     eos = bundle.eos_token_id
@@ -208,10 +209,10 @@ def _roofline(bundle, cfg: BenchConfig, row: dict, prepared: list) -> dict | Non
     return costmodel.compare_to_bound(row, bound)
 
 
-def run_jobs(jobs: list[Job], cfg: BenchConfig, progress=None) -> list[dict]:
+def run_jobs(jobs: list[Job], cfg: BenchConfig, progress=None, loader=None) -> list[dict]:
     rows = []
     for model in dict.fromkeys(j.model for j in jobs):
-        rows += run_model_jobs(model, [j for j in jobs if j.model == model], cfg, progress)
+        rows += run_model_jobs(model, [j for j in jobs if j.model == model], cfg, progress, loader)
     return rows
 
 
