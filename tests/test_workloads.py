@@ -58,3 +58,23 @@ def test_bench_runs_a_workload_and_refuses_batches_for_batch_one_methods(tmp_pat
                  "--out", str(tmp_path / "x.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: --batch 8: fastv support(s) batch size 1 only")
+
+
+def test_compiled_static_cache_decode_gives_the_eager_tokens():
+    b = bundle("tiny-llava")
+    eager = harness.greedy_generate(b.model, inputs(b), 6)
+    # the "eager" torch.compile backend checks the static-cache path on CPU quickly; the GPU check uses inductor
+    compiled = harness.greedy_generate(b.model, inputs(b), 6, compile="eager")
+    assert compiled.tokens == eager.tokens
+
+
+def test_bench_profile_pass_attributes_method_time_and_compile_marks_the_baseline(tmp_path):
+    from lvlm_atlas.cli import main
+
+    out = tmp_path / "p.json"
+    assert main(["bench", "--methods", "snapkv", "--budgets", "0.25", "--n", "1", "--repeats", "1", "--warmup", "0",
+                 "--max-new-tokens", "3", "--profile", "--compile", "eager", "--no-progress", "--out", str(out)]) == 0
+    rows = {r["method"]: r for r in json.loads(out.read_text())["results"]}
+    assert rows["none"]["compile"] == "eager" and rows["snapkv"]["compile"] is None
+    assert rows["none"]["profile"]["method_ms"] == 0 and rows["snapkv"]["profile"]["method_ms"] > 0
+    assert 0 < rows["snapkv"]["profile"]["method_share"] < 1 and rows["snapkv"]["profile"]["top_ops"]

@@ -20,6 +20,11 @@ def add_arguments(parser) -> None:
                         "video (real-size random-weight model, synthetic inputs; see lvlm_atlas/methods/workloads.py)")
     parser.add_argument("--tiny", action="store_true", help="with --workload: its small offline stand-in model (CPU smoke)")
     parser.add_argument("--batch", type=int, default=None, help="requests run together (equal lengths; default 1)")
+    parser.add_argument("--profile", action="store_true", help="one extra request per job under the torch profiler: "
+                        "a method's own device time, apart from the timed runs")
+    parser.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                        help="the unmodified model's decode with a static cache and torch.compile (default backend "
+                             "inductor: CUDA graphs on a GPU); the baseline row says so")
     parser.add_argument("--budgets", default="64,128,192", help="comma-separated visual tokens kept (or fractions)")
     parser.add_argument("--dataset", default=None, help="JSONL dataset (image, question, answers); "
                         "default: the generated shapes dataset (--n items)")
@@ -81,7 +86,7 @@ def _check(args):
         if m != bench.BASELINE:
             check_method(m, dict(params.get(m, {})))
             for b in budgets:
-                if b is not None:
+                if b is not None and bench.takes_budget(m):   # budget-less methods (kivi) run once, without one
                     check_method(m, {**params.get(m, {}), "budget": b})
     from lvlm_atlas.methods import workloads
 
@@ -185,7 +190,8 @@ def run(args) -> int:
         cfg = bench.BenchConfig(methods=methods, models=models, budgets=budgets, items=items,
                                 repeats=args.repeats, warmup=args.warmup, max_new_tokens=args.max_new_tokens,
                                 device=args.device, dtype=args.dtype, attn=args.attn, params=params,
-                                batch=batch, workload=workload.name if workload else None)
+                                batch=batch, workload=workload.name if workload else None,
+                                profile=args.profile, compile=args.compile)
         try:
             jobs = bench.shard(bench.expand_jobs(cfg), args.shard)
         except ValueError as exc:

@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     ap.add_argument("--heads", type=int, default=32)
     ap.add_argument("--kv-heads", type=int, default=32)
     ap.add_argument("--head-dim", type=int, default=128)
+    ap.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         print("kernels.bench needs a CUDA GPU; nothing measured")
@@ -58,6 +59,9 @@ def main(argv=None) -> int:
     print(f"  extra peak memory of the kernel call: {peak / 2**20:.1f} MiB "
           f"(q+k = {(q.numel() + k.numel()) * 2 / 2**20:.1f} MiB; an N x N fp32 map per head would be "
           f"{N * N * 4 / 2**20:.0f} MiB)")
+    record = {"tokens": N, "heads": H, "kv_heads": Hk, "head_dim": D, "score_kernel_ms": t_kernel,
+              "score_chunked_torch_ms": t_eager, "sdpa_forward_ms": t_sdpa, "kernel_vs_sdpa": t_kernel / t_sdpa,
+              "kernel_extra_peak_mib": peak / 2**20, "quantized_decode": {}}
     q1 = q[:, :, -1:]
     for bits in (2, 4):
         qk, qv = quantize(k, bits, 32, "channel"), quantize(v, bits, 32, "token")
@@ -66,6 +70,12 @@ def main(argv=None) -> int:
         t_ref = _time(lambda: decode_attention_reference(q1, qk, qv))
         print(f"  {bits}-bit KV: {ratio:.3f}x the bf16 bytes; fused decode {t_fused:.3f} ms vs "
               f"dequantize+attend {t_ref:.3f} ms")
+        record["quantized_decode"][f"{bits}bit"] = {"bytes_ratio": ratio, "fused_ms": t_fused, "reference_ms": t_ref}
+    if args.json:
+        import json
+
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"device": torch.cuda.get_device_name(0), **record}, fh, indent=1)
     return 0
 
 

@@ -44,6 +44,15 @@ class BenchConfig:
     params: dict = field(default_factory=dict)      # method name -> {param: value}
     batch: int = 1                                  # copies of each request run together (equal lengths)
     workload: str | None = None                     # lvlm_atlas.methods.workloads name, for provenance
+    profile: bool = False                           # one extra profiled request per job (not timed)
+    compile: str | None = None                      # torch.compile backend for the unmodified model's decode
+
+
+def takes_budget(method: str) -> bool:
+    """Whether a method's card lists a `budget` parameter (KIVI, for one, keeps every entry)."""
+    from lvlm_atlas.methods import registry
+
+    return any(p.name == "budget" for p in registry.load_card(method).parameters)
 
 
 def expand_jobs(cfg: BenchConfig) -> list[Job]:
@@ -53,7 +62,7 @@ def expand_jobs(cfg: BenchConfig) -> list[Job]:
         for method in cfg.methods:
             if method == BASELINE:
                 continue
-            for budget in cfg.budgets:
+            for budget in (cfg.budgets if takes_budget(method) else [None]):
                 jobs.append(Job(model, method, budget))
     return jobs
 
@@ -129,8 +138,9 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None,
                                               it["question"]), cfg.batch) for it in cfg.items]
     eos = bundle.eos_token_id
 
-    def once(inputs):
-        return harness.greedy_generate(bundle.model, inputs, cfg.max_new_tokens, eos, cfg.device)
+    def once(inputs, compiled: bool = False):
+        return harness.greedy_generate(bundle.model, inputs, cfg.max_new_tokens, eos, cfg.device,
+                                       compile=cfg.compile if compiled else None)
 
     baselines = [once(inp) for inp in prepared]
     rows = []
@@ -147,7 +157,7 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None,
             for r in range(cfg.warmup + cfg.repeats):
                 ctx = method.apply(bundle.model) if method is not None else contextlib.nullcontext()
                 with ctx as session:
-                    res = once(inp)
+                    res = once(inp, compiled=method is None)
                 if r >= cfg.warmup:
                     runs.append((res, session.last if session is not None else None))
                 if progress:
@@ -181,6 +191,11 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None,
                     "workload": cfg.workload, "prompt_tokens": int(prepared[0]["input_ids"].shape[-1]),
                     "max_new_tokens": cfg.max_new_tokens, "attention_backend": bundle.attn_implementation,
                     "dtype": str(bundle.dtype).replace("torch.", "")})
+        row["compile"] = cfg.compile if method is None else None
+        if cfg.profile:
+            ctx = method.apply(bundle.model) if method is not None else contextlib.nullcontext()
+            with ctx:
+                row["profile"] = harness.profile_request(bundle.model, prepared[0], cfg.max_new_tokens, cfg.device)
         row["roofline"] = _roofline(bundle, cfg, row, prepared)
         rows.append(row)
     return rows

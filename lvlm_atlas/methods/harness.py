@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from lvlm_atlas.methods.transformers_adapter import DynamicCache, ModelAdapter, cache_kwargs
+from lvlm_atlas.methods.transformers_adapter import (DynamicCache, ModelAdapter, cache_kwargs, decode_kwargs,
+                                                     static_cache)
 
 
 @dataclass
@@ -123,21 +124,40 @@ def batched(inputs: dict, batch: int) -> dict:
     return out
 
 
+_COMPILED: dict = {}
+
+
+def compiled_step(model, backend: str = "inductor"):
+    """`model`'s forward compiled once per (model, backend) for static-shape decode steps (CUDA graphs on a
+    GPU with the inductor backend)."""
+    key = (id(model), backend)
+    if key not in _COMPILED:
+        mode = "reduce-overhead" if backend == "inductor" and next(model.parameters()).is_cuda else None
+        _COMPILED[key] = torch.compile(model, backend=backend, mode=mode, dynamic=False, fullgraph=False)
+    return _COMPILED[key]
+
+
 @torch.no_grad()
 def greedy_generate(model, inputs: dict, max_new_tokens: int = 16, eos_token_id: int | None = None,
-                    device: str = "cpu") -> GenerationResult:
+                    device: str = "cpu", compile: str | None = None) -> GenerationResult:
     """Prefill + cached greedy decoding of `max_new_tokens` tokens, timed without stopping the device.
 
     The next token stays on the device between steps (no host read per step, so nothing waits); the
     tokens are read once at the end and cut after the first `eos_token_id`. TTFT covers the prefill and
     the first token; TPOT is the mean decode step over the steps up to that cut.
+
+    `compile` (a torch.compile backend, e.g. "inductor"): a static cache sized for the request and a compiled
+    decode step (CUDA graphs on a GPU); the prefill runs eagerly. For the unmodified model only.
     """
     inputs = dict(inputs)
     am = inputs.pop("attention_mask", None)
     input_ids = inputs.pop("input_ids")
     if am is None:
         am = torch.ones_like(input_ids)
-    cache = DynamicCache(config=model.config.get_text_config())
+    prompt_len = int(input_ids.shape[1])
+    cache = (static_cache(model, prompt_len + max_new_tokens) if compile
+             else DynamicCache(config=model.config.get_text_config()))
+    step_fn = compiled_step(model, compile) if compile else model
     clock = _Clock(device)
     _peak_reset(device)
     with llm_timer(model, device) as llm_times:
@@ -153,7 +173,11 @@ def greedy_generate(model, inputs: dict, max_new_tokens: int = 16, eos_token_id:
         while len(produced) < max_new_tokens:
             # no padding (batch 1, or a batch of equal-length requests): decode steps need no mask; positions
             # follow from the cache (and from a method's own position bookkeeping when it shortened the sequence)
-            out = model(input_ids=nxt, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
+            if compile:
+                pos = torch.arange(prompt_len + len(produced) - 1, prompt_len + len(produced), device=nxt.device)
+                out = step_fn(input_ids=nxt, **decode_kwargs(model, cache, pos), use_cache=True, logits_to_keep=1)
+            else:
+                out = model(input_ids=nxt, **cache_kwargs(model, cache), use_cache=True, logits_to_keep=1)
             nxt = out.logits[:, -1].argmax(-1, keepdim=True)
             produced.append(nxt)
             steps.append(clock.mark())
@@ -166,6 +190,34 @@ def greedy_generate(model, inputs: dict, max_new_tokens: int = 16, eos_token_id:
                             tpot_s=(sum(step_times) / len(step_times)) if step_times else None,
                             prefill_llm_s=llm_times[0] if llm_times else float("nan"),
                             peak_memory_bytes=_peak(device), kv_cache_bytes=kv)
+
+
+METHOD_RANGE = "atlas.method"   # the profiler range around a method's own work (selection, scoring, eviction)
+
+
+def profile_request(model, inputs: dict, max_new_tokens: int = 16, device: str = "cpu") -> dict:
+    """One request under the torch profiler, separate from the timed runs: the device time (CPU time on a
+    CPU) spent inside a method's own code (`atlas.method` ranges) and in the whole request, and the top ops."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.device(device).type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities, record_shapes=False) as prof:
+        greedy_generate(model, inputs, max_new_tokens, None, device)
+    events = prof.key_averages()
+
+    def dev(e):
+        return getattr(e, "device_time_total", 0.0) if cuda else e.cpu_time_total
+
+    def self_dev(e):
+        return getattr(e, "self_device_time_total", 0.0) if cuda else e.self_cpu_time_total
+
+    method = sum(dev(e) for e in events if e.key == METHOD_RANGE)
+    total = sum(self_dev(e) for e in events if not e.key.startswith("atlas."))
+    top = sorted((e for e in events if not e.key.startswith("atlas.")), key=self_dev, reverse=True)[:8]
+    return {"clock": "device" if cuda else "cpu", "method_ms": method / 1000.0, "total_ms": total / 1000.0,
+            "method_share": (method / total) if total else None,
+            "top_ops": [{"op": e.key, "ms": self_dev(e) / 1000.0, "calls": e.count} for e in top]}
 
 
 def agreement(base: GenerationResult, other: GenerationResult) -> dict:

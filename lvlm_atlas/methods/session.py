@@ -221,7 +221,8 @@ class Session:
             ctx = PrefillContext(layout=layout, inputs_embeds=embeds, keep=k, generator=self._seeded(),
                                  vision=self._vision_signals(req), family=self.adapter.family)
             t0 = time.perf_counter()
-            sel = self.method.select(ctx)
+            with torch.profiler.record_function("atlas.method"):   # attributed by `atlas bench --profile`
+                sel = self.method.select(ctx)
             keep = self._check(sel, n, k).to(dev)
             order = torch.argsort(keep)
             keep_vis = keep[order]
@@ -365,7 +366,8 @@ class Session:
                            attention=attention, generator=self._seeded(), stage_index=stage_index,
                            received=received, mass_to=mass_to)
         t0 = time.perf_counter()
-        sel = self.method.select_in_llm(ctx)
+        with torch.profiler.record_function("atlas.method"):
+            sel = self.method.select_in_llm(ctx)
         keep = self._check(sel, visual_rows.numel(), k).to(dev)
         order = torch.argsort(keep)
         keep_rows_vis = visual_rows[keep[order]]

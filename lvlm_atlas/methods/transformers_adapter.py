@@ -26,14 +26,14 @@ import torch
 import transformers
 from torch import nn
 from transformers import AttentionInterface
-from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, StaticCache
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from lvlm_atlas.methods.layout import TokenLayout
 
 __all__ = ["ALL_ATTENTION_FUNCTIONS", "ALL_MASK_ATTENTION_FUNCTIONS", "AttentionInterface", "AttentionMaskInterface",
-           "Cache", "DynamicCache", "DynamicLayer", "ModelAdapter", "UnsupportedModelError", "cache_kwargs",
+           "Cache", "DynamicCache", "DynamicLayer", "StaticCache", "static_cache", "decode_kwargs", "ModelAdapter", "UnsupportedModelError", "cache_kwargs",
            "cache_of", "set_cache", "check_cache_argument", "past_length", "output_cache", "attn_implementation", "eager_attention_function",
            "qwen_vision_rotary", "qwen25_window_order", "llava_next_patch_counts", "TRANSFORMERS_VERSION"]
 
@@ -93,6 +93,16 @@ def check_cache_argument(module: nn.Module, kwargs: dict) -> None:
 def cache_kwargs(model: nn.Module, cache_obj: Cache | None) -> dict:
     """Keyword arguments that pass `cache_obj` to `model` (empty when None)."""
     return {} if cache_obj is None else {cache_name(model): cache_obj}
+
+
+def static_cache(model: nn.Module, max_len: int) -> Cache:
+    """A preallocated cache of `max_len` positions (fixed shapes: what torch.compile / CUDA graphs need)."""
+    return StaticCache(config=model.config.get_text_config(), max_cache_len=max_len)
+
+
+def decode_kwargs(model: nn.Module, cache_obj: Cache, position: torch.Tensor) -> dict:
+    """Keyword arguments of one decode step at `position` (a 1-element tensor) into a static cache."""
+    return {cache_name(model): cache_obj, "cache_position": position}
 
 
 def output_cache(output) -> Cache | None:

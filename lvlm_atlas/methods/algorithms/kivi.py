@@ -23,4 +23,7 @@ class KIVI(KVMethod):
     def __post_init__(self):
         if self.kv_bits is None:
             raise ValueError("kivi needs kv_bits (2 or 4)")
+        if self.budget is not None:
+            raise ValueError("kivi keeps every entry (it quantizes, it does not evict): drop the budget, or use "
+                             "snapkv/pyramidkv with kv_bits=2 to evict and quantize")
         super().__post_init__()
