@@ -469,3 +469,21 @@ def test_official_rules_on_the_llava15_shaped_model(llava15, name):
                 assert _near_tie_only(got, want, prefix, boundary), (name, i, h, sorted(set(got) ^ set(want)))
                 mismatched += 1
     assert mismatched == 0, f"{mismatched} layer-heads differ only by float near-ties"
+
+
+def test_defaults_are_the_official_settings():
+    """The defaults the cards cite: SnapKV's LongBench configs (w32_k7_maxpool), KVCache-Factory's
+    run_longbench.py for PyramidKV (window 8, kernel 7, maxpool, beta 20), SparseMM's init_sparsemm
+    (window 32, kernel 5, avgpool, RATIO 0.1), StreamingLLM's 4 sinks, KIVI's example.py (2 bits,
+    group 32, residual 32)."""
+    from lvlm_atlas.methods.algorithms.kivi import KIVI
+
+    s = SnapKV()
+    assert (s.window, s.kernel, s.pooling, s.small_budget) == (32, 7, "max", "error")
+    p = PyramidKV()
+    assert (p.window, p.kernel, p.pooling, p.beta, p.allocation) == (8, 7, "max", 20, "official")
+    m = SparseMM()
+    assert (m.window, m.kernel, m.pooling, m.uniform_ratio, m.allocation) == (32, 5, "avg", 0.1, "official")
+    assert StreamingLLM().sinks == 4
+    k = KIVI()
+    assert (k.kv_bits, k.kv_group, k.kv_residual) == (2, 32, 32)
