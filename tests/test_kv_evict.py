@@ -44,15 +44,16 @@ def test_group_scores_folds_gqa_groups():
     assert torch.equal(evict.group_scores(s, 2, "mean"), got / 2)
 
 
-@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("kind", ["max", "avg", "avg_valid"])
 def test_pool_scores_equals_windowed_loop(kind):
+    """avg counts the padding as zeros (the official code's F.avg_pool1d default); avg_valid does not."""
     g = torch.Generator().manual_seed(0)
     s = torch.rand(1, 2, 11, generator=g)
     got = evict.pool_scores(s, 5, kind)
     for h in range(2):
         for i in range(11):
             win = s[0, h, max(0, i - 2): i + 3]
-            want = win.max() if kind == "max" else win.mean()
+            want = {"max": win.max(), "avg": win.sum() / 5, "avg_valid": win.mean()}[kind]
             assert got[0, h, i] == pytest.approx(float(want), rel=1e-6)
 
 

@@ -81,11 +81,14 @@ def test_budget_respected_per_layer_and_head(tiny, make):
     cap = resolve_budget(0.25, n)
     held = [l.held for l in cache.layers]
     decode_time = type(method).decode_time
-    if isinstance(method, (PyramidKV, VLCache)):
+    if isinstance(method, PyramidKV):
+        # the official layer budgets (integer step: the total is at least the uniform one)
+        want = method.layer_budgets(cap, n, len(held))
+        assert held == [b + NEW - 1 for b in want] and sum(want) >= len(held) * cap
+        assert held == sorted(held, reverse=True) and held[0] > held[-1]
+    elif isinstance(method, VLCache):
         # uneven layer budgets, same total; the last NEW - 1 generated entries come on top
         assert sum(held) == len(held) * (cap + NEW - 1)
-        if isinstance(method, PyramidKV):
-            assert held == sorted(held, reverse=True) and held[0] > held[-1]
     elif decode_time:  # a fraction of the tokens seen so far
         assert held == [resolve_budget(0.25, n + NEW - 1)] * len(held)
     else:
@@ -282,5 +285,8 @@ def test_each_method_runs_on_tiny_llava_next(make):
     held = [l.held for l in cache.layers]
     cap = resolve_budget(0.25, n)
     extra = 0 if type(method).decode_time else 2
+    if isinstance(method, PyramidKV):   # official layer budgets: integer step, total at least the uniform one
+        assert held == [b + extra for b in method.layer_budgets(cap, n, len(held))]
+        return
     assert sum(held) == len(held) * (resolve_budget(0.25, n + 2) if type(method).decode_time else cap + extra)
     assert cache.get_seq_length() == n + 2 and out.sequences.shape[1] == n + 3

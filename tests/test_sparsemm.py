@@ -75,7 +75,7 @@ def test_budget_respected_per_head_and_visual_head_gets_the_most(tmp_path):
     cfg = b.model.model.language_model.config
     hkv, group = cfg.num_key_value_heads, cfg.num_attention_heads // cfg.num_key_value_heads
     path = _score_file(tmp_path, b.model, (2, group))            # query head `group` -> KV head 1 of layer 2
-    m = SparseMM(budget=0.25, window=4, head_scores=path)
+    m = SparseMM(budget=0.25, window=4, head_scores=path, allocation="exact")   # exact total
     out = _generate(b.model, inp, m)
     assert len(out.scores) == NEW
     budgets = m._request.stats["sparsemm_budgets"]
@@ -99,7 +99,7 @@ def test_each_head_keeps_its_own_top_window_votes():
     n = inp["input_ids"].shape[1]
     with torch.no_grad():
         attentions = b.model(**inp, output_attentions=True).attentions
-    m = SparseMM(budget=20, window=6, kernel=1)
+    m = SparseMM(budget=20, window=6, kernel=1, allocation="exact")   # ragged heads
     with m.apply(b.model), torch.no_grad():
         b.model(**inp, use_cache=True)
     budgets = m._request.stats["sparsemm_budgets"]
@@ -210,7 +210,7 @@ def test_registered_with_card():
 def test_combines_with_the_quantized_cache():
     b = bundle("tiny-llava")
     inp = inputs(b)
-    kw = dict(budget=0.3, window=4, kv_bits=4, kv_group=16, kv_residual=16)
+    kw = dict(budget=0.3, window=4, kv_bits=4, kv_group=16, kv_residual=16, allocation="exact")
     fused = _generate(b.model, inp, SparseMM(**kw), new=5)
     plain = _generate(b.model, inp, SparseMM(kv_fused_decode=False, **kw), new=5)
     # padded layers take the masked base path; the others attend on the packed cache

@@ -7,8 +7,13 @@ image); the scores are read from a file (``head_scores``). The total cache budge
 
 * every head keeps the observation window (the last ``window`` prompt tokens),
 * a uniform share: ``uniform_ratio`` of the rest of the average budget, the same for every head,
-* the remainder in proportion to the head's visual score (query-head scores of a GQA group summed;
-  no head exceeds the prompt length; what capped heads cannot take is re-split).
+* the remainder in proportion to the head's visual score (query-head scores of a GQA group summed).
+
+``allocation="official"`` (default) rounds each head's share as the official code does
+(:func:`head_budgets_official`: ``int`` for the uniform share, half-to-even rounding of the
+proportional one, a head capped at the prompt without re-splitting, so the total is only close to
+the budget); ``allocation="exact"`` re-splits what capped heads cannot take and hits the total exactly
+(:func:`head_budgets`). A budget at or below the window is refused unless ``small_budget="recent"``.
 
 Inside each head the entries are ranked like SnapKV (votes of the observation-window queries,
 pooled along the sequence) and the head keeps its top ``budget[head]`` entries. The cache stays
@@ -29,6 +34,7 @@ from typing import ClassVar
 
 import torch
 
+from lvlm_atlas.methods.algorithms.snapkv import check_window_options, small_budget_error
 from lvlm_atlas.methods.kv.evict import group_scores, pool_scores, proportional_budgets
 from lvlm_atlas.methods.kv.method import KVMethod, window_force
 from lvlm_atlas.methods.kv.visual_heads import VisualHeadScores
@@ -53,6 +59,27 @@ def head_budgets(scores: torch.Tensor, capacity: int, prompt_len: int, window: i
     return base + torch.tensor(flexible, dtype=torch.long).reshape(L, H)
 
 
+def head_budgets_official(scores: torch.Tensor, capacity: int, prompt_len: int, window: int,
+                          ratio: float) -> torch.Tensor:
+    """``(layers, kv_heads)`` entries per head (window included) by the official formula
+    (SparseMM ``sparsemm_utils.SparseMM.__init__`` / ``update_kv``).
+
+    With ``base = capacity - window``: every head gets ``min_cache = int(base * ratio)`` prefix entries
+    plus its share of ``(base - min_cache) * layers * kv_heads`` in proportion to its score (scores
+    normalised to sum to one over all heads), rounded half to even (``torch.round``); a head cannot
+    keep more than the prefix (``prompt_len - window``), and what it cannot take is not re-spread.
+    The total is therefore close to, not exactly, ``layers * kv_heads * capacity``.
+    """
+    L, H = scores.shape
+    base = capacity - window
+    s = scores.double().clamp_min(0)
+    s = s / s.sum() if float(s.sum()) > 0 else torch.full_like(s, 1.0 / s.numel())
+    min_cache = int(base * ratio)
+    remain = (base - min_cache) * L * H
+    prefix = torch.round(s * remain + min_cache).long().clamp(0, prompt_len - window)
+    return prefix + window
+
+
 @functools.lru_cache(maxsize=8)
 def _load_scores(path: str) -> VisualHeadScores:
     return VisualHeadScores.load(path)
@@ -66,8 +93,10 @@ class SparseMM(KVMethod):
     head_scores: str | None = None   # visual-head score file written by methods.kv.visual_heads
     window: int = 32
     uniform_ratio: float = 0.1
-    kernel: int = 7
-    pooling: str = "max"
+    kernel: int = 5
+    pooling: str = "avg"
+    allocation: str = "official"
+    small_budget: str = "error"
 
     ragged_heads: ClassVar[bool] = True
 
@@ -75,6 +104,9 @@ class SparseMM(KVMethod):
         super().__post_init__()
         if not 0.0 <= self.uniform_ratio <= 1.0:
             raise ValueError(f"uniform_ratio must be in [0, 1], got {self.uniform_ratio}")
+        check_window_options("sparsemm", self.small_budget, self.pooling)
+        if self.allocation not in ("official", "exact"):
+            raise ValueError(f"sparsemm: allocation must be official or exact, got {self.allocation!r}")
         if self.head_scores is not None:
             _load_scores(str(self.head_scores))  # fail early on a missing or malformed file
 
@@ -119,7 +151,12 @@ class SparseMM(KVMethod):
         cap = self.capacity(n)
         if cap >= n:
             return
-        budgets = head_budgets(self._scores(layers, request), cap, n, self.window, self.uniform_ratio)
+        if cap <= self.window and self.small_budget == "error":
+            raise ValueError(small_budget_error("SparseMM", cap, self.window))
+        if self.allocation == "official" and cap > self.window:
+            budgets = head_budgets_official(self._scores(layers, request), cap, n, self.window, self.uniform_ratio)
+        else:
+            budgets = head_budgets(self._scores(layers, request), cap, n, self.window, self.uniform_ratio)
         request.stats["sparsemm_budgets"] = budgets
         for i, layer in enumerate(layers):
             pooled, w, _ = stats[i]

@@ -27,8 +27,20 @@ def group_scores(scores: torch.Tensor, num_kv_heads: int, reduce: str = "mean") 
     raise ValueError(f"reduce must be mean, sum or max, got {reduce!r}")
 
 
+POOLINGS = ("max", "avg", "avg_valid")
+
+
 def pool_scores(scores: torch.Tensor, kernel: int, kind: str = "max") -> torch.Tensor:
-    """SnapKV's clustering: 1-D pooling along the entries with stride 1 and same-size output."""
+    """SnapKV's clustering: 1-D pooling along the entries with stride 1 and same-size output.
+
+    ``max``: the largest score in the window (padding never wins). ``avg``: the window's sum divided
+    by ``kernel`` -- padding counts as zeros, as in the official SnapKV / PyramidKV / SparseMM code and
+    kvpress (``F.avg_pool1d``'s default ``count_include_pad=True``), so the first and last
+    ``kernel // 2`` entries score lower. ``avg_valid``: the mean over the entries inside the sequence
+    only (padding excluded; this package's rule before it was aligned with the official code).
+    """
+    if kind not in POOLINGS:
+        raise ValueError(f"pooling kind must be one of {POOLINGS}, got {kind!r}")
     if kernel <= 1:
         return scores
     if kernel % 2 == 0:
@@ -37,10 +49,8 @@ def pool_scores(scores: torch.Tensor, kernel: int, kind: str = "max") -> torch.T
     x = scores.reshape(B * H, 1, N)
     if kind == "max":
         y = F.max_pool1d(x, kernel, stride=1, padding=kernel // 2)
-    elif kind == "avg":
-        y = F.avg_pool1d(x, kernel, stride=1, padding=kernel // 2, count_include_pad=False)
     else:
-        raise ValueError(f"pooling kind must be 'max' or 'avg', got {kind!r}")
+        y = F.avg_pool1d(x, kernel, stride=1, padding=kernel // 2, count_include_pad=kind == "avg")
     return y.reshape(B, H, N)
 
 
@@ -104,6 +114,32 @@ def pyramid_budgets(average: int, num_layers: int, beta: float, minimum: int = 1
             rest -= step
         i += 1
     return out
+
+
+def pyramid_layer_budgets(capacity: int, window: int, prompt_len: int, num_layers: int, beta: float) -> list[int]:
+    """PyramidKV's per-layer budgets as the official code computes them (KVCache-Factory
+    ``PyramidKVCluster.update_kv``): entries kept per layer and head, observation window included.
+
+    With ``base = capacity - window`` prefix entries on average: the top layer gets
+    ``floor(base / beta)``, the bottom ``2 * base - top``; if the bottom would exceed the prefix
+    (``prompt_len - window``) it is cut to the prefix and the top raised so the two still sum to
+    ``2 * base``; layer ``i`` keeps ``bottom - i * floor((bottom - top) / (num_layers - 1))`` prefix
+    entries plus the window. The integer step leaves the total at or above ``num_layers * capacity``
+    (it is exact only when the step divides evenly). When the prompt is shorter than ``2 * base``,
+    every layer keeps ``capacity`` (the official code's SnapKV fallback); a one-layer model too.
+    """
+    base = capacity - window
+    if base <= 0:
+        raise ValueError(f"PyramidKV needs the budget ({capacity}) above the observation window ({window})")
+    if prompt_len < 2 * base or num_layers == 1:
+        return [capacity] * num_layers
+    top = int(math.floor(base / beta))
+    bottom = 2 * base - top
+    if bottom >= prompt_len - window:
+        bottom = prompt_len - window
+        top = 2 * base - bottom
+    step = (bottom - top) // (num_layers - 1)
+    return [window + bottom - i * step for i in range(num_layers)]
 
 
 def proportional_budgets(weights: list[float], total: int, cap: int, minimum: int = 1) -> list[int]:
