@@ -18,7 +18,7 @@ from lvlm_atlas.cli import main
 from tests.arxiv_atom import API
 
 PRESETS = ("tiny-llava, tiny-llava-next, tiny-qwen2-vl, tiny-qwen2.5-vl, mid-llava@random, llava-1.5-7b@random, "
-           "llava-1.5-13b@random, qwen2-vl-7b@random")
+           "llava-1.5-13b@random, llava-next-7b@random, qwen2-vl-7b@random")
 BUDGET_HINT = "write a number of visual tokens kept (e.g. 64) or a fraction of them (e.g. 0.25)"
 
 
@@ -122,7 +122,7 @@ def test_bench_user_errors_are_one_line_before_any_model_loads(tmp_path, no_mode
 
 def test_bench_warns_about_budgets_not_below_the_visual_token_count(tmp_path, monkeypatch, capsys):
     from lvlm_atlas.methods import bench
-    monkeypatch.setattr(bench, "run_model_jobs", lambda model, jobs, cfg, progress=None: [
+    monkeypatch.setattr(bench, "run_model_jobs", lambda model, jobs, cfg, progress=None, loader=None: [
         {"model": model, "method": j.method, "budget": j.budget, "attention_backend": "sdpa"} for j in jobs])
     assert main(["bench", "--methods", "fastv", "--budgets", "16,64", "--models", "tiny-llava", "--n", "1",
                  "--out", str(tmp_path / "r.json"), "--no-progress"]) == 0
@@ -144,7 +144,7 @@ def test_bench_dataset_with_a_corrupt_image_is_refused_up_front(tmp_path, images
 def test_bench_writes_finished_jobs_before_failing(tmp_path, monkeypatch, capsys):
     from lvlm_atlas.methods import bench
 
-    def fake_jobs(model, jobs, cfg, progress=None):   # the real one returns nothing until every job is done
+    def fake_jobs(model, jobs, cfg, progress=None, loader=None):   # the real one returns nothing until every job is done
         if any(j.method == "fastv" and j.budget == 16 for j in jobs):
             raise RuntimeError("CUDA out of memory")
         return [{"model": model, "method": j.method, "budget": j.budget, "attention_backend": "sdpa"} for j in jobs]

@@ -6,7 +6,7 @@ from lvlm_atlas.catalog.models import Paper
 from lvlm_atlas.site import urls
 from lvlm_atlas.site.cards import MethodCard
 from lvlm_atlas.site.context import RenderContext
-from lvlm_atlas.site.escape import code, esc, front_matter_title
+from lvlm_atlas.site.escape import safe_href, code, esc, front_matter_title
 from lvlm_atlas.site.registry import register_page_builder, register_paper_section
 from lvlm_atlas.site.pages.costmodel import theoretical_savings
 
@@ -164,6 +164,33 @@ def _parameters(card: MethodCard) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fidelity_sections(d: dict) -> list[str]:
+    """The official code read, our deviations from it, and what was compared (the card's own words)."""
+    out = ["## Official code and fidelity", ""]
+    off = d.get("official")
+    if off:
+        href = safe_href(off.get("repository"))
+        repo = f"[{esc(off['repository'])}]({href})" if href else esc(off.get("repository"))
+        out += [f"- **Read:** {repo}, {code(off.get('file'))} at commit {code(off.get('commit'))}",
+                f"- **Its rule, in our words:** {esc(off.get('rule'))}", ""]
+    else:
+        out += ["_No official code was compared for this method (see the notes)._", ""]
+    devs = d.get("deviations") or []
+    out += ["### Deviations", ""]
+    out += ([f"- {esc(x.get('what'))} — *why:* {esc(x.get('why'))}"
+             + (f" — *official behaviour:* {code(x['option'])}" if x.get("option") else "") for x in devs]
+            or ["None stated: the default does what the official code does."])
+    out += ["", "### Fidelity checks", ""]
+    fid = d.get("fidelity") or []
+    if fid:
+        out += ["| Compared with | Input | Result | Details |", "|---|---|---|---|"]
+        out += [f"| {esc(f.get('compared_with'))} | {esc(f.get('input'))} | **{esc(f.get('result'))}** | "
+                f"{esc(f.get('details'))} |" for f in fid]
+    else:
+        out.append("_No comparison recorded yet._")
+    return out + [""]
+
+
 def _list(value) -> str:
     if isinstance(value, list):
         return ", ".join(esc(v) for v in value) or "–"
@@ -190,6 +217,7 @@ def card_page(ctx: RenderContext, card: MethodCard) -> str:
     if d.get("batch") is not None:
         lines.append(f"- **Batch size:** {esc(d['batch'])}")
     lines += ["", "## Parameters", "", _parameters(card), "## What the paper reports", "", _claims(card)]
+    lines += _fidelity_sections(d)
     saving = theoretical_savings(d, ctx.link("cost-model.md"))
     if saving:
         lines += ["## Theoretical saving", "", saving]
