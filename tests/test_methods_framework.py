@@ -133,12 +133,14 @@ def _visual_positions(b, inp):
 
 
 @pytest.mark.parametrize("model_name", ["tiny-llava", "tiny-qwen2-vl"])
-@pytest.mark.parametrize("method", ["fastv", "pyramiddrop"])
-def test_last_token_attention_methods_keep_naive_eager_top_tokens(model_name, method):
+@pytest.mark.parametrize("method,kw", [("fastv", {}), ("pyramiddrop", {"score_layer": "previous"})])
+def test_last_token_attention_methods_keep_naive_eager_top_tokens(model_name, method, kw):
+    # the previous layer's attention (FastV's rule; PyramidDrop's non-official variant -- its official
+    # rule, the boundary layer's own attention, is checked in tests/test_methods_fidelity.py)
     b = bundle(model_name, attn="eager")
     inp = inputs(b)
     vis = _visual_positions(b, inp)
-    m = registry.create(method, budget=BUDGET)
+    m = registry.create(method, budget=BUDGET, **kw)
     layer = m.prune_layers(len(b.model.model.language_model.layers))[0]
     att = _eager_attentions(b, inp)[layer - 1][0]            # (heads, L, L) of the layer before pruning
     expected = vis[att[:, -1, vis].mean(0).topk(BUDGET).indices].sort().values

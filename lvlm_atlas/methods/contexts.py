@@ -48,6 +48,9 @@ class LayerContext:
     * `mass_to(rows, cols)` -> (heads, len(rows)): share of each query row's attention on keys `cols`
       (two log-sum-exp passes of the same kernel);
     * `attention(rows)` -> (heads, len(rows), T): the probability rows themselves (plain torch).
+
+    With a method attribute `score_layer = "own"` these are the attention of layer `layer` itself
+    (recomputed from its input after its input norm), as the official PyramidDrop code ranks.
     """
 
     layer: int
@@ -60,6 +63,8 @@ class LayerContext:
     stage_index: int                      # 0 for the first pruning layer, 1 for the second, ...
     received: Callable[[torch.Tensor], torch.Tensor] | None = None
     mass_to: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    rows: torch.Tensor | None = None           # original sequence index of each current row
+    inputs_embeds: torch.Tensor | None = None  # (1, L, D) the decoder input of this prefill (all rows)
 
     @property
     def last_row(self) -> int:

@@ -7,7 +7,12 @@ Hook points (all public module boundaries, registered with `register_forward_pre
     positions, 1-D or 3-D M-RoPE); during decoding it re-indexes the 2-D mask and continues positions;
   * decoder layers >= the first pruning layer (for `in_llm` methods): prune at the input of the chosen
     layers and slice the per-layer rotary cos/sin, position ids and masks to the surviving rows;
-  * the previous layer's self-attention (capture only) so that attention rows can be recomputed.
+    with `renumber_positions` (a method attribute) the surviving rows are renumbered 0..n-1 after each
+    drop, as the official PyramidDrop / SparseVLM code does (1-D RoPE models; Qwen2-VL's 3-D M-RoPE
+    positions are kept), and decoding continues from each layer's own count of cached tokens;
+  * the previous layer's self-attention (capture only) so that attention rows can be recomputed
+    (`score_layer = "previous"`, the default); with `score_layer = "own"` a pruning layer ranks with its
+    own attention, recomputed from its input (after its input norm) before the rows are dropped.
 Every handle is removed in `close()`, which `Method.apply` calls in a `finally` block.
 """
 from __future__ import annotations
@@ -56,6 +61,8 @@ class _Request:
     layer_keep: dict[int, torch.Tensor] = field(default_factory=dict)
     layer_replace: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     attn_inputs: dict[int, tuple[torch.Tensor, Any]] = field(default_factory=dict)
+    lm_embeds: torch.Tensor | None = None   # in-LLM: the decoder input (all rows) of this prefill
+    decode_pos: torch.Tensor | None = None  # in-LLM decode: original positions of the new rows
 
 
 class Session:
@@ -72,6 +79,8 @@ class Session:
         self.last: RequestStats | None = None
         self.generator = torch.Generator(device="cpu")
         self._prune_layers: list[int] = []
+        self._score_own = False      # in_llm: rank with the pruning layer's own attention
+        self._renumber = False       # in_llm: renumber positions 0..n-1 after each drop (1-D RoPE)
         self.vision_capture: tuple | None = None   # latest vision-attention input (vision_signals)
         self.vision_grid = None                     # Qwen2.5-VL grid_thw (vision_signals)
         self._request_listeners: list[Callable[[_Request], None]] = []
@@ -111,10 +120,16 @@ class Session:
                     raise ValueError(f"{m.name}: pruning layers must lie in 1..{a.num_layers - 1} for this model "
                                      f"({a.num_layers} layers); got {layers}")
                 self._prune_layers = layers
+                score_layer = getattr(m, "score_layer", "previous")
+                if score_layer not in ("previous", "own"):
+                    raise ValueError(f"{m.name}: score_layer must be 'previous' or 'own', got {score_layer!r}")
+                self._score_own = score_layer == "own"
+                self._renumber = bool(getattr(m, "renumber_positions", False)) and not a.is_qwen
                 for l in range(layers[0], a.num_layers):
                     self.add_forward_pre_hook(a.layers[l], self._make_layer_hook(l))
-                for l in layers:
-                    self.add_forward_pre_hook(a.attention(l - 1), self._make_attn_capture(l - 1))
+                if not self._score_own:
+                    for l in layers:
+                        self.add_forward_pre_hook(a.attention(l - 1), self._make_attn_capture(l - 1))
             if "vision_attention" in m.needs:
                 from lvlm_atlas.methods import vision_signals
 
@@ -193,12 +208,18 @@ class Session:
                 raise ValueError("expected inputs_embeds at the decoder input (multimodal models merge them)")
             req.lm_len = int(embeds.shape[1])
             req.cur_index = None
+            if self.method.stage == Stage.IN_LLM:
+                req.lm_embeds = embeds
             if self.method.stage.prunes_before_llm:
                 return args, self._prune_prefill(req, kwargs)
             return None
         req.phase = "decode"
         if req.pre_keep is not None:
             return args, self._reindex_decode(req, kwargs)
+        if self._renumber:
+            past = past_length(kwargs)
+            q = kwargs["inputs_embeds"].shape[1] if kwargs.get("inputs_embeds") is not None else 1
+            req.decode_pos = torch.arange(past, past + q, device=self._device(kwargs))
         return None
 
     def _prune_prefill(self, req: _Request, kwargs: dict):
@@ -301,7 +322,8 @@ class Session:
         if req.cur_index is None:
             req.cur_index = torch.arange(hidden.shape[1], device=dev)
         if layer in self._prune_layers:
-            hidden = self._prune_at_layer(layer, req, hidden)
+            pe_now = self._rows_pe(kwargs.get("position_embeddings"), req.cur_index)
+            hidden = self._prune_at_layer(layer, req, hidden, pe_now)
             req.attn_inputs.pop(layer - 1, None)
         cur = req.cur_index
         req.layer_rows[layer] = cur
@@ -313,14 +335,31 @@ class Session:
             return args, kwargs
         pe = kwargs.get("position_embeddings")
         if pe is not None:
-            kwargs["position_embeddings"] = tuple(x[..., cur, :] for x in pe)
+            kwargs["position_embeddings"] = self._rows_pe(pe, cur)
         pid = kwargs.get("position_ids")
         if torch.is_tensor(pid):
-            kwargs["position_ids"] = pid[..., cur]
+            kwargs["position_ids"] = pid[..., self._pos_rows(cur)]
         kwargs["attention_mask"] = self._slice_mask(kwargs.get("attention_mask"), cur, cur)
         return args, kwargs
 
-    def _prune_at_layer(self, layer: int, req: _Request, hidden: torch.Tensor) -> torch.Tensor:
+    def _pos_rows(self, cur: torch.Tensor) -> torch.Tensor:
+        """Rows of the full-length rotary tables / position ids that the current rows use: their own
+        (original positions), or 0..n-1 when positions are renumbered after each drop (the prefill's
+        positions are 0..T-1 on 1-D RoPE models, so row i of the tables is position i)."""
+        return torch.arange(cur.numel(), device=cur.device) if self._renumber else cur
+
+    def _rows_pe(self, pe, cur: torch.Tensor):
+        if pe is None:
+            return None
+        rows = self._pos_rows(cur)
+        return tuple(x[..., rows, :] for x in pe)
+
+    @staticmethod
+    def _device(kwargs: dict) -> torch.device:
+        e = kwargs.get("inputs_embeds")
+        return e.device if e is not None else torch.device("cpu")
+
+    def _prune_at_layer(self, layer: int, req: _Request, hidden: torch.Tensor, pe_now=None) -> torch.Tensor:
         dev = hidden.device
         cur = req.cur_index
         is_vis = req.layout.is_visual.to(dev)
@@ -342,8 +381,13 @@ class Session:
         if k >= visual_rows.numel():
             req.stats.visual_per_layer[layer] = int(visual_rows.numel())
             return hidden
-        cap = req.attn_inputs.get(layer - 1)
-        attn_mod = self.adapter.attention(layer - 1)
+        if self._score_own:
+            # this layer's own attention over the rows present now (PyramidDrop's official rule)
+            attn_mod = self.adapter.attention(layer)
+            cap = (self.adapter.layers[layer].input_layernorm(hidden), pe_now)
+        else:
+            cap = req.attn_inputs.get(layer - 1)
+            attn_mod = self.adapter.attention(layer - 1)
 
         backend = getattr(self.method, "score_backend", "auto")
 
@@ -363,7 +407,7 @@ class Session:
 
         ctx = LayerContext(layer=layer, hidden=hidden, visual_rows=visual_rows, keep=k, layout=req.layout,
                            attention=attention, generator=self._seeded(), stage_index=stage_index,
-                           received=received, mass_to=mass_to)
+                           received=received, mass_to=mass_to, rows=cur, inputs_embeds=req.lm_embeds)
         t0 = time.perf_counter()
         sel = self.method.select_in_llm(ctx)
         keep = self._check(sel, visual_rows.numel(), k).to(dev)
@@ -387,9 +431,16 @@ class Session:
         rows = req.layer_rows.get(layer)
         if rows is None or rows.numel() == req.lm_len:
             return None
+        if self._renumber and req.decode_pos is not None:
+            # this layer caches rows.numel() prompt rows: the new rows continue from there
+            hidden = args[0] if args else kwargs["hidden_states"]
+            pos = (req.decode_pos - (req.lm_len - rows.numel())).unsqueeze(0)
+            kwargs["position_embeddings"] = self.adapter.language_model.rotary_emb(hidden, pos)
+            if torch.is_tensor(kwargs.get("position_ids")):
+                kwargs["position_ids"] = pos
         am = kwargs.get("attention_mask")
         if am is None:
-            return None
+            return args, kwargs
         kv = am.shape[-1]
         cols = torch.cat([rows, torch.arange(req.lm_len, kv, device=rows.device)])
         kwargs["attention_mask"] = self._slice_mask(am, None, cols)
