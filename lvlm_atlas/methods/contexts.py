@@ -29,6 +29,7 @@ class PrefillContext:
     generator: torch.Generator
     vision: dict[str, torch.Tensor]       # vision-side signals aligned with layout.visual_index (if requested)
     family: str
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None   # the model's vision->LLM projector
 
     @property
     def visual_embeds(self) -> torch.Tensor:

@@ -83,6 +83,7 @@ class Session:
         self._renumber = False       # in_llm: renumber positions 0..n-1 after each drop (1-D RoPE)
         self.vision_capture: tuple | None = None   # latest vision-attention input (vision_signals)
         self.vision_grid = None                     # Qwen2.5-VL grid_thw (vision_signals)
+        self.vision_features = None                 # LLaVA-1.5 feature-layer output (vision_signals)
         self._request_listeners: list[Callable[[_Request], None]] = []
 
     # --- hook management (also for kv/cache/decode methods) -----------------------------------------
@@ -146,6 +147,7 @@ class Session:
             self._cleanups.pop()()
         self.vision_capture = None
         self.vision_grid = None
+        self.vision_features = None
         if self._req is not None:
             self._req.attn_inputs.clear()
 
@@ -240,7 +242,8 @@ class Session:
             if k >= n:
                 return kwargs  # no-op budget: the model runs untouched
             ctx = PrefillContext(layout=layout, inputs_embeds=embeds, keep=k, generator=self._seeded(),
-                                 vision=self._vision_signals(req), family=self.adapter.family)
+                                 vision=self._vision_signals(req), family=self.adapter.family,
+                                 project=self.adapter.projector)
             t0 = time.perf_counter()
             sel = self.method.select(ctx)
             keep = self._check(sel, n, k).to(dev)
