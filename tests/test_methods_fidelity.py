@@ -188,10 +188,7 @@ def test_pyramiddrop_previous_layer_variant_is_not_the_official_rule():
 def _dpc_knn_official(x, cluster_num):
     """utils.cluster_and_merge for one batch row, without the 1e-6 tie-breaking noise."""
     n, c = x.shape
-    d = torch.zeros(n, n, dtype=x.dtype)
-    for i in range(n):
-        for j in range(n):
-            d[i, j] = (x[i] - x[j]).norm() / c ** 0.5
+    d = (x[:, None, :] - x[None, :, :]).norm(dim=-1) / c ** 0.5
     near = d.topk(cluster_num, dim=-1, largest=False).values
     density = (-(near ** 2).mean(-1)).exp()
     parent = torch.empty(n, dtype=x.dtype)
@@ -206,30 +203,53 @@ def _dpc_knn_official(x, cluster_num):
     return centres, merged
 
 
-def _sparsevlm_official_first_stage(b, inp, retain=192):
+_SPARSEVLM_CACHE: dict = {}
+
+
+def _sparsevlm_official(b, inp, retain=192, layers=(2, 6, 15)):
+    key = (retain, layers)
+    if key not in _SPARSEVLM_CACHE:
+        _SPARSEVLM_CACHE[key] = _sparsevlm_official_run(b, inp, retain, layers)
+    return _SPARSEVLM_CACHE[key]
+
+
+def _sparsevlm_official_run(b, inp, retain, layers):
+    """The official v1.0 forward: raters once; at each pruning layer its own attention ranks, its output
+    is pruned, the recycled tokens' clusters are appended after the kept visual tokens, positions are
+    renumbered. Returns the raters, and per pruning point (layer l+1) the kept tokens' original rows,
+    the cluster centres' original rows and the cluster vectors."""
     lm = b.model.model.language_model
     emb = _llm_input(b, inp)
     vis = _visual_rows(b, inp)
     v_start, t_start = int(vis[0]), int(vis[-1]) + 1
-    # raters, once, from the LLM input embeddings
     m = (emb[0, v_start:t_start] @ emb[0, t_start:].T).softmax(1).mean(0)
-    raters = torch.where(m > m.mean())[0] + t_start
-    x = emb
-    for idx in range(2):                                    # layers 0 and 1 run untouched
-        x = _layer_forward(lm.layers[idx], lm, x, torch.arange(x.shape[1]))
-    layer = lm.layers[2]                                    # pruning layer 2: its own attention ...
-    p = _layer_attention(layer, lm, x, torch.arange(x.shape[1])).mean(0)
-    rel = p[raters][:, v_start:t_start].mean(0)
-    count = {192: 300, 128: 303, 96: 238, 64: 66}[retain]
-    top = rel.topk(min(count, N_VIS - 1)).indices
-    out = _layer_forward(layer, lm, x, torch.arange(x.shape[1]))   # ... prunes its output
-    deleted = torch.tensor([i for i in range(N_VIS) if i not in set(top.tolist())])
-    m_num = int(deleted.numel() * 0.3) + 1
-    stage2 = deleted[rel[deleted].topk(m_num).indices]
-    c_num = int(m_num / 10) + 1
-    centres, merged = _dpc_knn_official(out[0, v_start + stage2], c_num)
-    return (raters, (top + v_start).sort().values.tolist(), (stage2[centres] + v_start).sort().values.tolist(),
-            merged, stage2[centres] + v_start)
+    t_idx = torch.where(m > m.mean())[0]
+    raters = t_idx + t_start
+    counts = {192: (300, 200, 110), 128: (303, 110, 36), 96: (238, 48, 26), 64: (66, 30, 17)}[retain]
+    x, ident, v_num, out = emb, list(range(emb.shape[1])), N_VIS, {}
+    for li, layer in enumerate(lm.layers):
+        pos = torch.arange(x.shape[1])
+        y = _layer_forward(layer, lm, x, pos)
+        if li in layers:
+            s = layers.index(li)
+            text_start = v_start + v_num
+            p = _layer_attention(layer, lm, x, pos).mean(0)
+            rel = p[t_idx + text_start][:, v_start:text_start].mean(0)
+            top = set(rel.topk(min(counts[s], v_num - 1)).indices.tolist())
+            deleted = torch.tensor([i for i in range(v_num) if i not in top])
+            m_num = int(deleted.numel() * 0.3) + 1
+            recycled = deleted[rel[deleted].topk(m_num).indices]
+            c_num = int(m_num / 10) + 1
+            centres, merged = _dpc_knn_official(y[0, v_start + recycled], c_num)
+            kept = sorted(top)
+            out[li + 1] = ([ident[v_start + i] for i in kept], [ident[v_start + int(recycled[c])] for c in centres],
+                           merged)
+            y = torch.cat([y[:, :v_start], y[:, [v_start + i for i in kept]], merged.unsqueeze(0), y[:, text_start:]], 1)
+            ident = (ident[:v_start] + [ident[v_start + i] for i in kept]
+                     + [ident[v_start + int(recycled[c])] for c in centres] + ident[text_start:])
+            v_num = len(kept) + c_num
+        x = y
+    return raters, out
 
 
 def test_sparsevlm_raters_are_chosen_once_by_embedding_similarity():
@@ -239,28 +259,31 @@ def test_sparsevlm_raters_are_chosen_once_by_embedding_similarity():
     inp = _prompt(b)
     emb = _llm_input(b, inp)
     vis = _visual_rows(b, inp)
-    raters, *_ = _sparsevlm_official_first_stage(b, inp)
+    raters, _ = _sparsevlm_official(b, inp, layers=())
     assert text_raters(emb, vis).tolist() == raters.tolist() and 0 < raters.numel()
 
 
-def test_sparsevlm_default_first_stage_matches_official_rule():
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+def test_sparsevlm_default_matches_official_rule(attn):
     b = llava576()
     inp = _prompt(b)
-    _, top, centres, merged, centre_rows = _sparsevlm_official_first_stage(b, inp)
+    _, official = _sparsevlm_official(b, inp)
     m = registry.create("sparsevlm")
     assert m.prune_layers(32) == [3, 7, 16]                 # after official layers 2, 6, 15
+    assert sorted(official) == [3, 7, 16]
+    bm = llava576(attn)                                     # the same weights (seed 0)
     got = {}                                                # the rows layer 3 receives (after pruning)
-    stats = _run(b, inp, m, grab=(b.model.model.language_model.layers[3], got))
+    stats = _run(bm, inp, m, grab=(bm.model.model.language_model.layers[3], got))
+    for layer, (top, centres, _) in official.items():
+        assert stats.kept[f"layer{layer}"].tolist() == sorted(top + centres), f"layer {layer}"
+    top, centres, merged = official[3]
     assert len(top) == 300 and len(centres) == 9                # int(int(276 * 0.3 + 1) / 10) + 1
-    kept = stats.kept["layer3"].tolist()
-    assert sorted(set(top) | set(centres)) == kept
-    # each cluster token (in its centre's row) is the official cluster mean
-    layer3_rows = stats.kept["layer3"]
-    present = torch.sort(torch.cat([torch.tensor([i for i in range(inp["input_ids"].shape[1])
-                                                  if i not in set(_visual_rows(b, inp).tolist())]), layer3_rows])).values
-    for t, row in enumerate(centre_rows.tolist()):
-        r = int((present == row).nonzero())
-        torch.testing.assert_close(got["x"][0, r], merged[t])
+    assert [stats.visual_per_layer[l] for l in (3, 7, 16)] == [309, 204, 113]
+    # each cluster token (hosted in its centre's row) is the official cluster mean
+    vis = set(_visual_rows(b, inp).tolist())
+    present = sorted([i for i in range(inp["input_ids"].shape[1]) if i not in vis] + stats.kept["layer3"].tolist())
+    for t, row in enumerate(centres):
+        torch.testing.assert_close(got["x"][0, present.index(row)], merged[t])
 
 
 # --- VisionZip: github.com/dvlab-research/VisionZip, visionzip/clip_encoder.py, utils.py ----------------

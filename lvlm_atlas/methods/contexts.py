@@ -17,6 +17,9 @@ class Selection:
 
     keep: torch.Tensor
     embeds: torch.Tensor | None = None
+    # in_llm with renumbered positions: positions in `keep` of tokens that the official code appends after
+    # the kept visual tokens (e.g. SparseVLM's cluster tokens), in order; their rows only host them
+    after: torch.Tensor | None = None
 
 
 @dataclass

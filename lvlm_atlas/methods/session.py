@@ -57,6 +57,8 @@ class _Request:
     pre_replace: tuple[torch.Tensor, torch.Tensor] | None = None
     next_pos: torch.Tensor | None = None
     cur_index: torch.Tensor | None = None   # in-LLM: original rows currently present
+    cur_key: torch.Tensor | None = None     # in-LLM, renumbered: sequence order key of each present row
+    layer_key: dict[int, torch.Tensor] = field(default_factory=dict)
     layer_rows: dict[int, torch.Tensor] = field(default_factory=dict)
     layer_keep: dict[int, torch.Tensor] = field(default_factory=dict)
     layer_replace: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
@@ -324,8 +326,9 @@ class Session:
         T = req.lm_len
         if req.cur_index is None:
             req.cur_index = torch.arange(hidden.shape[1], device=dev)
+            req.cur_key = req.cur_index.double()
         if layer in self._prune_layers:
-            pe_now = self._rows_pe(kwargs.get("position_embeddings"), req.cur_index)
+            pe_now = self._rows_pe(kwargs.get("position_embeddings"), req)
             hidden = self._prune_at_layer(layer, req, hidden, pe_now)
             req.attn_inputs.pop(layer - 1, None)
         cur = req.cur_index
@@ -338,23 +341,36 @@ class Session:
             return args, kwargs
         pe = kwargs.get("position_embeddings")
         if pe is not None:
-            kwargs["position_embeddings"] = self._rows_pe(pe, cur)
+            kwargs["position_embeddings"] = self._rows_pe(pe, req)
         pid = kwargs.get("position_ids")
         if torch.is_tensor(pid):
-            kwargs["position_ids"] = pid[..., self._pos_rows(cur)]
-        kwargs["attention_mask"] = self._slice_mask(kwargs.get("attention_mask"), cur, cur)
+            kwargs["position_ids"] = pid[..., self._pos_rows(req)]
+        rows = self._pos_rows(req)
+        am = kwargs.get("attention_mask")
+        if am is None and self._renumber and not bool((rows[1:] > rows[:-1]).all()):
+            # the rows are not in sequence order (tokens appended after the kept visual block): an
+            # explicit causal mask over the sequence order (SDPA takes boolean masks)
+            am = (rows[None, :] <= rows[:, None])[None, None]
+            kwargs["attention_mask"] = am
+        else:
+            kwargs["attention_mask"] = self._slice_mask(am, rows, rows)
         return args, kwargs
 
-    def _pos_rows(self, cur: torch.Tensor) -> torch.Tensor:
-        """Rows of the full-length rotary tables / position ids that the current rows use: their own
-        (original positions), or 0..n-1 when positions are renumbered after each drop (the prefill's
-        positions are 0..T-1 on 1-D RoPE models, so row i of the tables is position i)."""
-        return torch.arange(cur.numel(), device=cur.device) if self._renumber else cur
+    def _pos_rows(self, req: _Request) -> torch.Tensor:
+        """Rows of the full-length rotary tables / position ids / causal mask that the current rows use:
+        their own (original positions), or, when positions are renumbered after each drop, their rank
+        in the sequence order (0..n-1; the prefill's positions are 0..T-1 on 1-D RoPE models, so row i
+        of the tables is position i). The rank is the row order unless a method appended tokens after
+        the kept visual block (`Selection.after`)."""
+        cur = req.cur_index
+        if not self._renumber:
+            return cur
+        return torch.argsort(torch.argsort(req.cur_key))
 
-    def _rows_pe(self, pe, cur: torch.Tensor):
+    def _rows_pe(self, pe, req: _Request):
         if pe is None:
             return None
-        rows = self._pos_rows(cur)
+        rows = self._pos_rows(req)
         return tuple(x[..., rows, :] for x in pe)
 
     @staticmethod
@@ -369,13 +385,18 @@ class Session:
         frozen = self._frozen
         if frozen is not None and layer in frozen.layer_keep:
             orig = frozen.layer_keep[layer]
-            new_cur = torch.cat([orig, torch.arange(frozen.lm_len, req.lm_len, device=dev)])
+            ext = torch.arange(frozen.lm_len, req.lm_len, device=dev)
+            new_cur = torch.cat([orig, ext])
             rows = torch.searchsorted(cur, new_cur)
             rep = frozen.layer_replace.get(layer)
             if rep is not None:
                 hidden = hidden.clone()
                 hidden[0, torch.searchsorted(cur, rep[0])] = rep[1]
             req.cur_index = new_cur
+            if layer in frozen.layer_key:
+                req.cur_key = torch.cat([frozen.layer_key[layer], ext.double()])
+            else:
+                req.cur_key = new_cur.double()
             return hidden[:, rows]
         visual_rows = is_vis[cur].nonzero().squeeze(1)
         stage_index = self._prune_layers.index(layer)
@@ -422,6 +443,22 @@ class Session:
             req.layer_replace[layer] = (cur[keep_rows_vis], sel.embeds[order].to(hidden.dtype))
         nonvis_rows = (~is_vis[cur]).nonzero().squeeze(1)
         rows = torch.sort(torch.cat([nonvis_rows, keep_rows_vis])).values
+        key = req.cur_key[rows].clone()
+        if sel.after is not None and self._renumber and sel.after.numel():
+            # tokens the official code appends after the kept visual tokens: they take the sequence
+            # ranks right after the other kept visual tokens (their rows only host them)
+            after_rows = visual_rows[keep[sel.after.to(keep.device)]]
+            pos_in = torch.searchsorted(rows, after_rows)
+            hosted = torch.zeros(rows.numel(), dtype=torch.bool, device=dev)
+            hosted[pos_in] = True
+            vis_kept = is_vis[cur[rows]] & ~hosted
+            top = key[vis_kept].max() if bool(vis_kept.any()) else key[pos_in].min() - 1
+            higher = key[(key > top) & ~hosted]
+            nxt = higher.min() if higher.numel() else top + 1
+            m = after_rows.numel()
+            key[pos_in] = top + (nxt - top) * torch.arange(1, m + 1, device=dev, dtype=key.dtype) / (m + 1)
+        req.cur_key = key
+        req.layer_key[layer] = key
         req.stats.method_overhead_s += time.perf_counter() - t0
         req.cur_index = cur[rows]
         req.layer_keep[layer] = req.cur_index

@@ -152,4 +152,5 @@ class SparseVLM(AttentionGuidedMethod):
         centres, merged = dpc_knn_merge(hid[recycled], c)
         keep_all = torch.cat([keep, recycled[centres]])
         embeds = torch.cat([hid[keep], merged])
-        return Selection(keep=keep_all, embeds=embeds)
+        after = torch.arange(top, top + c, device=keep_all.device)
+        return Selection(keep=keep_all, embeds=embeds, after=after)
