@@ -83,6 +83,7 @@ class Session:
         self._prune_layers: list[int] = []
         self._score_own = False      # in_llm: rank with the pruning layer's own attention
         self._renumber = False       # in_llm: renumber positions 0..n-1 after each drop (1-D RoPE)
+        self._can_reorder = False    # in_llm: Selection.after honoured (not under flash-attn)
         self.vision_capture: tuple | None = None   # latest vision-attention input (vision_signals)
         self.vision_grid = None                     # Qwen2.5-VL grid_thw (vision_signals)
         self.vision_features = None                 # LLaVA-1.5 feature-layer output (vision_signals)
@@ -128,6 +129,8 @@ class Session:
                     raise ValueError(f"{m.name}: score_layer must be 'previous' or 'own', got {score_layer!r}")
                 self._score_own = score_layer == "own"
                 self._renumber = bool(getattr(m, "renumber_positions", False)) and not a.is_qwen
+                # appended tokens need an explicit causal mask in sequence order: not with flash-attn
+                self._can_reorder = a.attn_implementation != "flash_attention_2"
                 for l in range(layers[0], a.num_layers):
                     self.add_forward_pre_hook(a.layers[l], self._make_layer_hook(l))
                 if not self._score_own:
@@ -444,7 +447,7 @@ class Session:
         nonvis_rows = (~is_vis[cur]).nonzero().squeeze(1)
         rows = torch.sort(torch.cat([nonvis_rows, keep_rows_vis])).values
         key = req.cur_key[rows].clone()
-        if sel.after is not None and self._renumber and sel.after.numel():
+        if sel.after is not None and self._renumber and self._can_reorder and sel.after.numel():
             # tokens the official code appends after the kept visual tokens: they take the sequence
             # ranks right after the other kept visual tokens (their rows only host them)
             after_rows = visual_rows[keep[sel.after.to(keep.device)]]
