@@ -396,3 +396,57 @@ def test_pool_is_2d_average_pooling_of_the_grid():
     assert rows == expected_rows
     start = int(vis[0])
     torch.testing.assert_close(got["x"][0, start:start + 64], ref)
+
+
+# --- LLaVA-PruMerge+: github.com/42Shawn/LLaVA-PruMerge, clip_encoder.py (token_prune_merge_advanced_plus) --
+def _prumerge_plus_official(b, inp):
+    import numpy as np
+
+    vt = b.model.model.vision_tower
+    out = vt(inp["pixel_values"].to(torch.float64), output_hidden_states=True)
+    layers = vt.vision_model.encoder.layers if hasattr(vt, "vision_model") else vt.encoder.layers
+    last = layers[-1]
+    h = last.layer_norm1(out.hidden_states[-2])               # the last layer's attention input
+    q, k = last.self_attn.q_proj(h), last.self_attn.k_proj(h)  # hooks on q_proj / k_proj outputs
+    feats = out.hidden_states[-2][:, 1:]                       # feature_select: layer -2, CLS dropped
+    B, N, C = feats.shape
+    attn = ((q @ k.transpose(-2, -1)) * C ** -0.5).softmax(-1)
+    cls_attn = attn[:, 0, 1:]
+    a = cls_attn.flatten().numpy()
+    q1, q3 = np.percentile(a, 25), np.percentile(a, 75)
+    ratio = len(np.where(a > q3 + 1.5 * (q3 - q1))[0]) / len(a)
+    idx = cls_attn.topk(int(N * ratio), dim=1).indices
+    step = int(1 / ratio)
+    seq = torch.arange(0, 575, int(step / 3))
+    filtered = torch.tensor([x for x in seq.tolist() if x not in idx.flatten().tolist()])
+    idx = torch.cat([idx, filtered.unsqueeze(0)], dim=1)[0]
+    keys = k[0, 1:]
+    compl = torch.tensor([i for i in range(N) if i not in set(idx.tolist())])
+    x_o, a_o, k_o = feats[0, idx], cls_attn[0, idx], F.normalize(keys[idx], dim=-1)
+    x_n, a_n, k_n = feats[0, compl], cls_attn[0, compl], F.normalize(keys[compl], dim=-1)
+    updated = []
+    for i in range(idx.numel()):
+        rest_x = torch.cat([x_o[:i], x_o[i + 1:], x_n])
+        rest_a = torch.cat([a_o[:i], a_o[i + 1:], a_n])
+        rest_k = torch.cat([k_o[:i], k_o[i + 1:], k_n])
+        top = (k_o[i] @ rest_k.T).topk(32).indices
+        updated.append(x_o[i] + (rest_x[top] * rest_a[top, None]).sum(0))
+    extra = (x_n * a_n[:, None]).sum(0)
+    return idx.tolist(), torch.stack(updated), extra
+
+
+def test_prumerge_plus_default_matches_official_rule():
+    b = llava576()
+    inp = _prompt(b)
+    idx, updated, extra = _prumerge_plus_official(b, inp)
+    got = {}
+    stats = _run(b, inp, registry.create("prumerge_plus"), grab=(b.model.model.language_model, got))
+    vis = _visual_rows(b, inp)
+    kept = [int((vis == p).nonzero()) for p in stats.kept["pre_llm"].tolist()]
+    slot = min(set(range(N_VIS)) - set(idx))                  # the extra token's host row
+    assert sorted(kept) == sorted(idx + [slot]) and stats.visual_after == len(idx) + 1 < N_VIS
+    proj = b.model.model.multi_modal_projector
+    e = got["x"][0]
+    for t, patch in enumerate(idx):
+        torch.testing.assert_close(_pre_llm_row(e, inp, b, stats, patch), proj(updated[t].unsqueeze(0))[0])
+    torch.testing.assert_close(_pre_llm_row(e, inp, b, stats, slot), proj(extra.unsqueeze(0))[0])

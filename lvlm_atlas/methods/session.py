@@ -87,6 +87,7 @@ class Session:
         self.vision_capture: tuple | None = None   # latest vision-attention input (vision_signals)
         self.vision_grid = None                     # Qwen2.5-VL grid_thw (vision_signals)
         self.vision_features = None                 # LLaVA-1.5 feature-layer output (vision_signals)
+        self.vision_last = None                     # LLaVA-1.5 last CLIP layer's attention input (vision_signals)
         self._request_listeners: list[Callable[[_Request], None]] = []
 
     # --- hook management (also for kv/cache/decode methods) -----------------------------------------
@@ -153,6 +154,7 @@ class Session:
         self.vision_capture = None
         self.vision_grid = None
         self.vision_features = None
+        self.vision_last = None
         if self._req is not None:
             self._req.attn_inputs.clear()
 
@@ -243,15 +245,17 @@ class Session:
             n_kept = frozen.stats.visual_after
         else:
             n = layout.n_visual
-            k = resolve_budget(self.method.budget, n)
-            if k >= n:
+            adaptive = self.method.budget is None and getattr(self.method, "adaptive", False)
+            k = n if adaptive else resolve_budget(self.method.budget, n)
+            if k >= n and not adaptive:
                 return kwargs  # no-op budget: the model runs untouched
             ctx = PrefillContext(layout=layout, inputs_embeds=embeds, keep=k, generator=self._seeded(),
                                  vision=self._vision_signals(req), family=self.adapter.family,
                                  project=self.adapter.projector)
             t0 = time.perf_counter()
             sel = self.method.select(ctx)
-            keep = self._check(sel, n, k).to(dev)
+            keep = self._check(sel, n, k, exact=not adaptive).to(dev)
+            k = keep.numel()
             order = torch.argsort(keep)
             keep_vis = keep[order]
             pos_vis = layout.visual_index.to(dev)[keep_vis]
@@ -514,14 +518,14 @@ class Session:
 
         return vision_signals.compute(self, req)
 
-    def _check(self, sel: Selection, n: int, k: int) -> torch.Tensor:
+    def _check(self, sel: Selection, n: int, k: int, exact: bool = True) -> torch.Tensor:
         keep = torch.as_tensor(sel.keep).long().flatten()
-        if keep.numel() != k:
+        if (keep.numel() != k) if exact else not 1 <= keep.numel() <= n:
             raise RuntimeError(f"{self.method.name} kept {keep.numel()} visual tokens, budget is {k}")
         if keep.numel() and (int(keep.min()) < 0 or int(keep.max()) >= n):
             raise RuntimeError(f"{self.method.name} returned indices outside 0..{n - 1}")
         if torch.unique(keep).numel() != keep.numel():
             raise RuntimeError(f"{self.method.name} returned duplicate indices")
-        if sel.embeds is not None and sel.embeds.shape[0] != k:
+        if sel.embeds is not None and sel.embeds.shape[0] != keep.numel():
             raise RuntimeError(f"{self.method.name} returned {sel.embeds.shape[0]} merged vectors for {k} tokens")
         return keep

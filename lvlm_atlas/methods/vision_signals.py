@@ -39,12 +39,20 @@ def install(session) -> None:
     a = session.adapter
     attn = a.vision_tower.blocks[-1].attn if a.is_qwen else _clip_feature_layer(a).self_attn
     session.vision_features = None
+    session.vision_last = None
     if a.family == "llava":
         def features(module, args, out):
             session.vision_features = out[0] if isinstance(out, (tuple, list)) else out
             return None
 
         session.add_forward_hook(_clip_feature_layer(a), features)
+
+        def last(module, args, kwargs):
+            session.vision_last = (module, kwargs.get("hidden_states", args[0] if args else None))
+            return None
+
+        tower = getattr(a.vision_tower, "vision_model", a.vision_tower)
+        session.add_forward_pre_hook(tower.encoder.layers[-1].self_attn, last)
 
     def capture(module, args, kwargs):
         # the vision tower may run before the decoder-side request starts (generate can encode images
@@ -121,6 +129,14 @@ def compute(session, req) -> dict[str, torch.Tensor]:
         if a.family == "llava" and feats is not None:
             extra["cls_feature"] = feats[:, 0].reshape(-1, feats.shape[-1])
             extra["features"] = feats[:, 1:].reshape(-1, feats.shape[-1])
+        last = getattr(session, "vision_last", None)
+        if a.family == "llava" and last is not None and last[1].shape[0] == 1:
+            # PruMerge+'s signal: the last CLIP layer's q/k as ONE head over all channels
+            lmod, lh = last
+            q, k = lmod.q_proj(lh[:, :1])[0], lmod.k_proj(lh)[0]            # (1, C), (1+N, C)
+            p = ((q.float() @ k.float().T) * k.shape[-1] ** -0.5).softmax(-1)[0]
+            extra["cls_attention_last"] = p[1:]
+            extra["keys_last"] = k[1:]
         if a.family == "llava_next":
             sizes = req.mm_kwargs.get("image_sizes")
             if sizes is None:
