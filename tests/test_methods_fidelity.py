@@ -225,6 +225,8 @@ def _sparsevlm_official_run(b, inp, retain, layers):
     m = (emb[0, v_start:t_start] @ emb[0, t_start:].T).softmax(1).mean(0)
     t_idx = torch.where(m > m.mean())[0]
     raters = t_idx + t_start
+    if not layers:
+        return raters, {}
     counts = {192: (300, 200, 110), 128: (303, 110, 36), 96: (238, 48, 26), 64: (66, 30, 17)}[retain]
     x, ident, v_num, out = emb, list(range(emb.shape[1])), N_VIS, {}
     for li, layer in enumerate(lm.layers):
