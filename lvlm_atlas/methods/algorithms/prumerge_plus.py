@@ -42,8 +42,8 @@ def iqr_outliers(score: torch.Tensor) -> torch.Tensor:
 
 def official_indices(att: torch.Tensor) -> torch.Tensor:
     """PruMerge+'s adaptive selection: top int(N r) by attention (descending), then the arithmetic
-    samples not already chosen (ascending). r = 0 (no outlier) keeps the samples of step 1/3 of N...
-    -- the official code divides by zero there; this keeps one token per 3 (s = 1)."""
+    samples not already chosen (ascending). With r = 0 (no outlier) the official code divides by zero;
+    here the samples then use step 1 (every token: nothing is pruned)."""
     n = att.shape[0]
     r = iqr_outliers(att).numel() / n
     top = torch.topk(att, int(n * r)).indices if r > 0 else att.new_zeros(0, dtype=torch.long)
@@ -87,7 +87,8 @@ class PruMergePlus(Method):
         extra = (feats[rest] * att[rest].float()[:, None]).sum(0, keepdim=True)
         slot = rest.nonzero()[:1, 0]
         if slot.numel() == 0:                                          # everything kept: no extra token
-            return Selection(keep=idx, embeds=ctx.project(merged.unsqueeze(0))[0].to(ctx.visual_embeds.dtype))
+            out = ctx.project(merged.to(v["features"].dtype).unsqueeze(0))[0]
+            return Selection(keep=idx, embeds=out.to(ctx.visual_embeds.dtype))
         out = ctx.project(torch.cat([merged, extra]).to(v["features"].dtype).unsqueeze(0))[0]
         return Selection(keep=torch.cat([idx, slot]), embeds=out.to(ctx.visual_embeds.dtype))
 

@@ -139,8 +139,6 @@ class SparseVLM(AttentionGuidedMethod):
         n = score.numel()
         if not self.recycle:
             return Selection(keep=torch.topk(score, ctx.keep).indices)
-        if self._top(ctx.stage_index, n, ctx.layout.n_visual) + 0 > ctx.keep:
-            raise RuntimeError("sparsevlm: the framework kept fewer tokens than the stage's count")
         top = self._top(ctx.stage_index, n, ctx.layout.n_visual)
         keep = torch.topk(score, top).indices
         dropped_mask = torch.ones(n, dtype=torch.bool, device=score.device)
