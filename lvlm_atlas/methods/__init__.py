@@ -20,6 +20,13 @@ How a method plugs in
      rotary embedding by the attention-score kernel (Triton on CUDA; the model stays on SDPA /
      flash-attn); ``ctx.attention(rows)`` gives the probability rows themselves. Subclass
      ``methods.base.AttentionGuidedMethod`` to get the ``score_backend`` parameter.
+     Two optional method attributes (usually dataclass fields) change what the session does:
+     ``score_layer = "own"`` scores with the pruning layer's own attention (from its input, after
+     its input norm) instead of the previous layer's; ``renumber_positions = True`` renumbers the
+     surviving rows 0..n-1 after each drop (1-D RoPE models) and continues decoding per layer from
+     its own count of cached tokens. With renumbering, ``Selection.after`` marks kept tokens (e.g.
+     merged cluster tokens hosted in dropped rows) that take the sequence ranks after the other kept
+     visual tokens, as official code that appends new tokens does.
    * ``kv``: subclass ``lvlm_atlas.methods.kv.method.KVMethod`` (a KV policy), or override ``install(session)`` and register hooks through
      ``session.add_forward_hook`` / ``session.add_forward_pre_hook`` (removed automatically when
      the context exits, also on exceptions); ``session.adapter`` exposes the decoder layers,

@@ -68,7 +68,8 @@ SCORE_BACKENDS = ("auto", "triton", "torch")
 
 @dataclass
 class AttentionGuidedMethod(Method):
-    """An `in_llm` method ranked by the previous layer's attention (`ctx.received` / `ctx.mass_to`).
+    """An `in_llm` method ranked by attention (`ctx.received` / `ctx.mass_to`): the previous layer's, or
+    the pruning layer's own when the method has `score_layer = "own"` (see `methods/__init__.py`).
 
     `score_backend` picks the attention-score kernel: "auto" (Triton on CUDA, exact chunked torch on
     CPU), "triton" (also on CPU under TRITON_INTERPRET=1) or "torch".

@@ -17,6 +17,9 @@ class Selection:
 
     keep: torch.Tensor
     embeds: torch.Tensor | None = None
+    # in_llm with renumbered positions: positions in `keep` of tokens that the official code appends after
+    # the kept visual tokens (e.g. SparseVLM's cluster tokens), in order; their rows only host them
+    after: torch.Tensor | None = None
 
 
 @dataclass
@@ -29,6 +32,7 @@ class PrefillContext:
     generator: torch.Generator
     vision: dict[str, torch.Tensor]       # vision-side signals aligned with layout.visual_index (if requested)
     family: str
+    project: Callable[[torch.Tensor], torch.Tensor] | None = None   # the model's vision->LLM projector
 
     @property
     def visual_embeds(self) -> torch.Tensor:
@@ -48,6 +52,9 @@ class LayerContext:
     * `mass_to(rows, cols)` -> (heads, len(rows)): share of each query row's attention on keys `cols`
       (two log-sum-exp passes of the same kernel);
     * `attention(rows)` -> (heads, len(rows), T): the probability rows themselves (plain torch).
+
+    With a method attribute `score_layer = "own"` these are the attention of layer `layer` itself
+    (recomputed from its input after its input norm), as the official PyramidDrop code ranks.
     """
 
     layer: int
@@ -60,6 +67,8 @@ class LayerContext:
     stage_index: int                      # 0 for the first pruning layer, 1 for the second, ...
     received: Callable[[torch.Tensor], torch.Tensor] | None = None
     mass_to: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    rows: torch.Tensor | None = None           # original sequence index of each current row
+    inputs_embeds: torch.Tensor | None = None  # (1, L, D) the decoder input of this prefill (all rows)
 
     @property
     def last_row(self) -> int:

@@ -7,7 +7,12 @@ Hook points (all public module boundaries, registered with `register_forward_pre
     positions, 1-D or 3-D M-RoPE); during decoding it re-indexes the 2-D mask and continues positions;
   * decoder layers >= the first pruning layer (for `in_llm` methods): prune at the input of the chosen
     layers and slice the per-layer rotary cos/sin, position ids and masks to the surviving rows;
-  * the previous layer's self-attention (capture only) so that attention rows can be recomputed.
+    with `renumber_positions` (a method attribute) the surviving rows are renumbered 0..n-1 after each
+    drop, as the official PyramidDrop / SparseVLM code does (1-D RoPE models; Qwen2-VL's 3-D M-RoPE
+    positions are kept), and decoding continues from each layer's own count of cached tokens;
+  * the previous layer's self-attention (capture only) so that attention rows can be recomputed
+    (`score_layer = "previous"`, the default); with `score_layer = "own"` a pruning layer ranks with its
+    own attention, recomputed from its input (after its input norm) before the rows are dropped.
 Every handle is removed in `close()`, which `Method.apply` calls in a `finally` block.
 """
 from __future__ import annotations
@@ -52,10 +57,14 @@ class _Request:
     pre_replace: tuple[torch.Tensor, torch.Tensor] | None = None
     next_pos: torch.Tensor | None = None
     cur_index: torch.Tensor | None = None   # in-LLM: original rows currently present
+    cur_key: torch.Tensor | None = None     # in-LLM, renumbered: sequence order key of each present row
+    layer_key: dict[int, torch.Tensor] = field(default_factory=dict)
     layer_rows: dict[int, torch.Tensor] = field(default_factory=dict)
     layer_keep: dict[int, torch.Tensor] = field(default_factory=dict)
     layer_replace: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     attn_inputs: dict[int, tuple[torch.Tensor, Any]] = field(default_factory=dict)
+    lm_embeds: torch.Tensor | None = None   # in-LLM: the decoder input (all rows) of this prefill
+    decode_pos: torch.Tensor | None = None  # in-LLM decode: original positions of the new rows
 
 
 class Session:
@@ -72,8 +81,13 @@ class Session:
         self.last: RequestStats | None = None
         self.generator = torch.Generator(device="cpu")
         self._prune_layers: list[int] = []
+        self._score_own = False      # in_llm: rank with the pruning layer's own attention
+        self._renumber = False       # in_llm: renumber positions 0..n-1 after each drop (1-D RoPE)
+        self._can_reorder = False    # in_llm: Selection.after honoured (not under flash-attn)
         self.vision_capture: tuple | None = None   # latest vision-attention input (vision_signals)
         self.vision_grid = None                     # Qwen2.5-VL grid_thw (vision_signals)
+        self.vision_features = None                 # LLaVA-1.5 feature-layer output (vision_signals)
+        self.vision_last = None                     # LLaVA-1.5 last CLIP layer's attention input (vision_signals)
         self._request_listeners: list[Callable[[_Request], None]] = []
 
     # --- hook management (also for kv/cache/decode methods) -----------------------------------------
@@ -111,10 +125,18 @@ class Session:
                     raise ValueError(f"{m.name}: pruning layers must lie in 1..{a.num_layers - 1} for this model "
                                      f"({a.num_layers} layers); got {layers}")
                 self._prune_layers = layers
+                score_layer = getattr(m, "score_layer", "previous")
+                if score_layer not in ("previous", "own"):
+                    raise ValueError(f"{m.name}: score_layer must be 'previous' or 'own', got {score_layer!r}")
+                self._score_own = score_layer == "own"
+                self._renumber = bool(getattr(m, "renumber_positions", False)) and not a.is_qwen
+                # appended tokens need an explicit causal mask in sequence order: not with flash-attn
+                self._can_reorder = a.attn_implementation != "flash_attention_2"
                 for l in range(layers[0], a.num_layers):
                     self.add_forward_pre_hook(a.layers[l], self._make_layer_hook(l))
-                for l in layers:
-                    self.add_forward_pre_hook(a.attention(l - 1), self._make_attn_capture(l - 1))
+                if not self._score_own:
+                    for l in layers:
+                        self.add_forward_pre_hook(a.attention(l - 1), self._make_attn_capture(l - 1))
             if "vision_attention" in m.needs:
                 from lvlm_atlas.methods import vision_signals
 
@@ -131,6 +153,8 @@ class Session:
             self._cleanups.pop()()
         self.vision_capture = None
         self.vision_grid = None
+        self.vision_features = None
+        self.vision_last = None
         if self._req is not None:
             self._req.attn_inputs.clear()
 
@@ -193,12 +217,18 @@ class Session:
                 raise ValueError("expected inputs_embeds at the decoder input (multimodal models merge them)")
             req.lm_len = int(embeds.shape[1])
             req.cur_index = None
+            if self.method.stage == Stage.IN_LLM:
+                req.lm_embeds = embeds
             if self.method.stage.prunes_before_llm:
                 return args, self._prune_prefill(req, kwargs)
             return None
         req.phase = "decode"
         if req.pre_keep is not None:
             return args, self._reindex_decode(req, kwargs)
+        if self._renumber:
+            past = past_length(kwargs)
+            q = kwargs["inputs_embeds"].shape[1] if kwargs.get("inputs_embeds") is not None else 1
+            req.decode_pos = torch.arange(past, past + q, device=self._device(kwargs))
         return None
 
     def _prune_prefill(self, req: _Request, kwargs: dict):
@@ -215,15 +245,18 @@ class Session:
             n_kept = frozen.stats.visual_after
         else:
             n = layout.n_visual
-            k = resolve_budget(self.method.budget, n)
-            if k >= n:
+            adaptive = self.method.budget is None and getattr(self.method, "adaptive", False)
+            k = n if adaptive else resolve_budget(self.method.budget, n)
+            if k >= n and not adaptive:
                 return kwargs  # no-op budget: the model runs untouched
             ctx = PrefillContext(layout=layout, inputs_embeds=embeds, keep=k, generator=self._seeded(),
-                                 vision=self._vision_signals(req), family=self.adapter.family)
+                                 vision=self._vision_signals(req), family=self.adapter.family,
+                                 project=self.adapter.projector)
             t0 = time.perf_counter()
             with torch.profiler.record_function("atlas.method"):   # attributed by `atlas bench --profile`
                 sel = self.method.select(ctx)
-            keep = self._check(sel, n, k).to(dev)
+            keep = self._check(sel, n, k, exact=not adaptive).to(dev)
+            k = keep.numel()
             order = torch.argsort(keep)
             keep_vis = keep[order]
             pos_vis = layout.visual_index.to(dev)[keep_vis]
@@ -301,8 +334,10 @@ class Session:
         T = req.lm_len
         if req.cur_index is None:
             req.cur_index = torch.arange(hidden.shape[1], device=dev)
+            req.cur_key = req.cur_index.double()
         if layer in self._prune_layers:
-            hidden = self._prune_at_layer(layer, req, hidden)
+            pe_now = self._rows_pe(kwargs.get("position_embeddings"), req)
+            hidden = self._prune_at_layer(layer, req, hidden, pe_now)
             req.attn_inputs.pop(layer - 1, None)
         cur = req.cur_index
         req.layer_rows[layer] = cur
@@ -314,27 +349,62 @@ class Session:
             return args, kwargs
         pe = kwargs.get("position_embeddings")
         if pe is not None:
-            kwargs["position_embeddings"] = tuple(x[..., cur, :] for x in pe)
+            kwargs["position_embeddings"] = self._rows_pe(pe, req)
         pid = kwargs.get("position_ids")
         if torch.is_tensor(pid):
-            kwargs["position_ids"] = pid[..., cur]
-        kwargs["attention_mask"] = self._slice_mask(kwargs.get("attention_mask"), cur, cur)
+            kwargs["position_ids"] = pid[..., self._pos_rows(req)]
+        rows = self._pos_rows(req)
+        am = kwargs.get("attention_mask")
+        if am is None and self._renumber and not bool((rows[1:] > rows[:-1]).all()):
+            # the rows are not in sequence order (tokens appended after the kept visual block): an
+            # explicit causal mask over the sequence order (SDPA takes boolean masks)
+            am = (rows[None, :] <= rows[:, None])[None, None]
+            kwargs["attention_mask"] = am
+        else:
+            kwargs["attention_mask"] = self._slice_mask(am, rows, rows)
         return args, kwargs
 
-    def _prune_at_layer(self, layer: int, req: _Request, hidden: torch.Tensor) -> torch.Tensor:
+    def _pos_rows(self, req: _Request) -> torch.Tensor:
+        """Rows of the full-length rotary tables / position ids / causal mask that the current rows use:
+        their own (original positions), or, when positions are renumbered after each drop, their rank
+        in the sequence order (0..n-1; the prefill's positions are 0..T-1 on 1-D RoPE models, so row i
+        of the tables is position i). The rank is the row order unless a method appended tokens after
+        the kept visual block (`Selection.after`)."""
+        cur = req.cur_index
+        if not self._renumber:
+            return cur
+        return torch.argsort(torch.argsort(req.cur_key))
+
+    def _rows_pe(self, pe, req: _Request):
+        if pe is None:
+            return None
+        rows = self._pos_rows(req)
+        return tuple(x[..., rows, :] for x in pe)
+
+    @staticmethod
+    def _device(kwargs: dict) -> torch.device:
+        e = kwargs.get("inputs_embeds")
+        return e.device if e is not None else torch.device("cpu")
+
+    def _prune_at_layer(self, layer: int, req: _Request, hidden: torch.Tensor, pe_now=None) -> torch.Tensor:
         dev = hidden.device
         cur = req.cur_index
         is_vis = req.layout.is_visual.to(dev)
         frozen = self._frozen
         if frozen is not None and layer in frozen.layer_keep:
             orig = frozen.layer_keep[layer]
-            new_cur = torch.cat([orig, torch.arange(frozen.lm_len, req.lm_len, device=dev)])
+            ext = torch.arange(frozen.lm_len, req.lm_len, device=dev)
+            new_cur = torch.cat([orig, ext])
             rows = torch.searchsorted(cur, new_cur)
             rep = frozen.layer_replace.get(layer)
             if rep is not None:
                 hidden = hidden.clone()
                 hidden[0, torch.searchsorted(cur, rep[0])] = rep[1]
             req.cur_index = new_cur
+            if layer in frozen.layer_key:
+                req.cur_key = torch.cat([frozen.layer_key[layer], ext.double()])
+            else:
+                req.cur_key = new_cur.double()
             return hidden[:, rows]
         visual_rows = is_vis[cur].nonzero().squeeze(1)
         stage_index = self._prune_layers.index(layer)
@@ -343,8 +413,13 @@ class Session:
         if k >= visual_rows.numel():
             req.stats.visual_per_layer[layer] = int(visual_rows.numel())
             return hidden
-        cap = req.attn_inputs.get(layer - 1)
-        attn_mod = self.adapter.attention(layer - 1)
+        if self._score_own:
+            # this layer's own attention over the rows present now (PyramidDrop's official rule)
+            attn_mod = self.adapter.attention(layer)
+            cap = (self.adapter.layers[layer].input_layernorm(hidden), pe_now)
+        else:
+            cap = req.attn_inputs.get(layer - 1)
+            attn_mod = self.adapter.attention(layer - 1)
 
         backend = getattr(self.method, "score_backend", "auto")
 
@@ -364,7 +439,7 @@ class Session:
 
         ctx = LayerContext(layer=layer, hidden=hidden, visual_rows=visual_rows, keep=k, layout=req.layout,
                            attention=attention, generator=self._seeded(), stage_index=stage_index,
-                           received=received, mass_to=mass_to)
+                           received=received, mass_to=mass_to, rows=cur, inputs_embeds=req.lm_embeds)
         t0 = time.perf_counter()
         with torch.profiler.record_function("atlas.method"):
             sel = self.method.select_in_llm(ctx)
@@ -377,6 +452,22 @@ class Session:
             req.layer_replace[layer] = (cur[keep_rows_vis], sel.embeds[order].to(hidden.dtype))
         nonvis_rows = (~is_vis[cur]).nonzero().squeeze(1)
         rows = torch.sort(torch.cat([nonvis_rows, keep_rows_vis])).values
+        key = req.cur_key[rows].clone()
+        if sel.after is not None and self._renumber and self._can_reorder and sel.after.numel():
+            # tokens the official code appends after the kept visual tokens: they take the sequence
+            # ranks right after the other kept visual tokens (their rows only host them)
+            after_rows = visual_rows[keep[sel.after.to(keep.device)]]
+            pos_in = torch.searchsorted(rows, after_rows)
+            hosted = torch.zeros(rows.numel(), dtype=torch.bool, device=dev)
+            hosted[pos_in] = True
+            vis_kept = is_vis[cur[rows]] & ~hosted
+            top = key[vis_kept].max() if bool(vis_kept.any()) else key[pos_in].min() - 1
+            higher = key[(key > top) & ~hosted]
+            nxt = higher.min() if higher.numel() else top + 1
+            m = after_rows.numel()
+            key[pos_in] = top + (nxt - top) * torch.arange(1, m + 1, device=dev, dtype=key.dtype) / (m + 1)
+        req.cur_key = key
+        req.layer_key[layer] = key
         req.stats.method_overhead_s += time.perf_counter() - t0
         req.cur_index = cur[rows]
         req.layer_keep[layer] = req.cur_index
@@ -389,9 +480,16 @@ class Session:
         rows = req.layer_rows.get(layer)
         if rows is None or rows.numel() == req.lm_len:
             return None
+        if self._renumber and req.decode_pos is not None:
+            # this layer caches rows.numel() prompt rows: the new rows continue from there
+            hidden = args[0] if args else kwargs["hidden_states"]
+            pos = (req.decode_pos - (req.lm_len - rows.numel())).unsqueeze(0)
+            kwargs["position_embeddings"] = self.adapter.language_model.rotary_emb(hidden, pos)
+            if torch.is_tensor(kwargs.get("position_ids")):
+                kwargs["position_ids"] = pos
         am = kwargs.get("attention_mask")
         if am is None:
-            return None
+            return args, kwargs
         kv = am.shape[-1]
         cols = torch.cat([rows, torch.arange(req.lm_len, kv, device=rows.device)])
         kwargs["attention_mask"] = self._slice_mask(am, None, cols)
@@ -422,14 +520,14 @@ class Session:
 
         return vision_signals.compute(self, req)
 
-    def _check(self, sel: Selection, n: int, k: int) -> torch.Tensor:
+    def _check(self, sel: Selection, n: int, k: int, exact: bool = True) -> torch.Tensor:
         keep = torch.as_tensor(sel.keep).long().flatten()
-        if keep.numel() != k:
+        if (keep.numel() != k) if exact else not 1 <= keep.numel() <= n:
             raise RuntimeError(f"{self.method.name} kept {keep.numel()} visual tokens, budget is {k}")
         if keep.numel() and (int(keep.min()) < 0 or int(keep.max()) >= n):
             raise RuntimeError(f"{self.method.name} returned indices outside 0..{n - 1}")
         if torch.unique(keep).numel() != keep.numel():
             raise RuntimeError(f"{self.method.name} returned duplicate indices")
-        if sel.embeds is not None and sel.embeds.shape[0] != k:
+        if sel.embeds is not None and sel.embeds.shape[0] != keep.numel():
             raise RuntimeError(f"{self.method.name} returned {sel.embeds.shape[0]} merged vectors for {k} tokens")
         return keep

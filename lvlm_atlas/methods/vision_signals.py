@@ -7,6 +7,11 @@ its projector; the last block for Qwen2-VL) and recomputed only for what is need
     averaged over each 2x2 merge group so they match the merged visual tokens.
 LLaVA-NeXT's crops, unpadding and newline tokens are reproduced with the model's own
 `pack_image_features` (newline tokens get attention 0 and zero keys).
+
+Signals: "attention" (n,), "keys" (n, heads*head_dim: heads concatenated), "keys_mean" (n, head_dim:
+heads averaged, VisionZip's official merge metric), and on LLaVA-1.5 (one CLIP grid per image) also
+"features" (n, C: the patches' output of the feature layer, i.e. the projector's input) and "cls_feature"
+(C,: the CLS token's output of that layer), captured with a forward hook on that encoder layer.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from lvlm_atlas.methods.signals import clip_cls_attention, mean_received_attenti
 from lvlm_atlas.methods.transformers_adapter import llava_next_patch_counts, qwen25_window_order, qwen_vision_rotary
 
 
-def _clip_layer_attention(adapter):
+def _clip_feature_layer(adapter):
     cfg = adapter.model.config
     fl = cfg.vision_feature_layer
     if not isinstance(fl, int):
@@ -27,12 +32,27 @@ def _clip_layer_attention(adapter):
     tower = getattr(tower, "vision_model", tower)  # CLIPVisionModel wraps a vision_model in some versions
     layers = tower.encoder.layers
     idx = fl - 1 if fl > 0 else len(layers) + fl
-    return layers[idx].self_attn
+    return layers[idx]
 
 
 def install(session) -> None:
     a = session.adapter
-    attn = a.vision_tower.blocks[-1].attn if a.is_qwen else _clip_layer_attention(a)
+    attn = a.vision_tower.blocks[-1].attn if a.is_qwen else _clip_feature_layer(a).self_attn
+    session.vision_features = None
+    session.vision_last = None
+    if a.family == "llava":
+        def features(module, args, out):
+            session.vision_features = out[0] if isinstance(out, (tuple, list)) else out
+            return None
+
+        session.add_forward_hook(_clip_feature_layer(a), features)
+
+        def last(module, args, kwargs):
+            session.vision_last = (module, kwargs.get("hidden_states", args[0] if args else None))
+            return None
+
+        tower = getattr(a.vision_tower, "vision_model", a.vision_tower)
+        session.add_forward_pre_hook(tower.encoder.layers[-1].self_attn, last)
 
     def capture(module, args, kwargs):
         # the vision tower may run before the decoder-side request starts (generate can encode images
@@ -97,6 +117,7 @@ def compute(session, req) -> dict[str, torch.Tensor]:
                            "(pass pixel_values with the prompt)")
     module, hidden, kwargs = cap
     a = session.adapter
+    extra: dict[str, torch.Tensor] = {}
     if a.is_qwen:
         grid = getattr(session, "vision_grid", None) if a.family == "qwen2_5_vl" else None
         if a.family == "qwen2_5_vl" and grid is None:
@@ -104,6 +125,18 @@ def compute(session, req) -> dict[str, torch.Tensor]:
         att, keys = _qwen_signals(a, module, hidden, kwargs, window_grid=grid)
     else:
         att, keys = clip_cls_attention(module, hidden)
+        feats = getattr(session, "vision_features", None)
+        if a.family == "llava" and feats is not None:
+            extra["cls_feature"] = feats[:, 0].reshape(-1, feats.shape[-1])
+            extra["features"] = feats[:, 1:].reshape(-1, feats.shape[-1])
+        last = getattr(session, "vision_last", None)
+        if a.family == "llava" and last is not None and last[1].shape[0] == 1:
+            # PruMerge+'s signal: the last CLIP layer's q/k as ONE head over all channels
+            lmod, lh = last
+            q, k = lmod.q_proj(lh[:, :1])[0], lmod.k_proj(lh)[0]            # (1, C), (1+N, C)
+            p = ((q.float() @ k.float().T) * k.shape[-1] ** -0.5).softmax(-1)[0]
+            extra["cls_attention_last"] = p[1:]
+            extra["keys_last"] = k[1:]
         if a.family == "llava_next":
             sizes = req.mm_kwargs.get("image_sizes")
             if sizes is None:
@@ -117,4 +150,6 @@ def compute(session, req) -> dict[str, torch.Tensor]:
     n = req.layout.n_visual
     if att.shape[0] != n:
         raise RuntimeError(f"vision signals cover {att.shape[0]} tokens but the prompt has {n} image tokens")
-    return {"attention": att.float(), "keys": keys}
+    heads = int(module.num_heads)
+    keys_mean = keys.reshape(n, heads, -1).mean(1)
+    return {"attention": att.float(), "keys": keys, "keys_mean": keys_mean, **extra}
