@@ -42,25 +42,49 @@ def _taxonomy(info: ValidationInfo) -> Taxonomy:
     return _default_taxonomy
 
 
+HINT_SEP = "\nhint: "  # a ValueError's text may end with a hint; validate.py shows it as the problem's hint
+PROBLEM_SEP = "\n\n"  # one ValueError may carry several problems (each unknown term of a list)
+
+
+def problem(message: str, hint: str = "", at: str = "") -> str:
+    """The text of one problem for a ValueError: a one-line message, optionally a one-line hint, and for
+    whole-entry checks the (dotted) key the problem is reported at."""
+    return (f"@{at} " if at else "") + message + (HINT_SEP + hint if hint else "")
+
+
 def _check_terms(values: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
+    unknown = []
     for v in values:
         if v not in allowed:
             close = difflib.get_close_matches(v, allowed, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"unknown {what} {v!r}; {hint}allowed: {', '.join(allowed)}")
+            unknown.append(f"unknown {what} {v!r}; {hint}allowed: {', '.join(allowed)}")
+    if unknown:  # every unknown term is reported, not only the first
+        raise ValueError(PROBLEM_SEP.join(unknown))
     if len(set(values)) != len(values):
         raise ValueError(f"{what} lists a term twice: {values}")
     return values
 
 
 def arxiv_yymm(arxiv_id: str) -> tuple[int, int] | None:
-    """(year, month) encoded in an arXiv id, or None if the id is malformed."""
-    m = ARXIV_NEW_RE.match(arxiv_id) or ARXIV_OLD_RE.match(arxiv_id)
+    """(year, month) encoded in an arXiv id, or None if the id is malformed.
+
+    New-style ids have four digits after the dot until 2014 (YYMM.NNNN) and five from 2015 on (YYMM.NNNNN),
+    so '2312.8914' is malformed (a digit is missing), not a valid id of December 2023."""
+    new = ARXIV_NEW_RE.match(arxiv_id)
+    m = new or ARXIV_OLD_RE.match(arxiv_id)
     if not m:
         return None
     yy, mm = int(m.group(1)), int(m.group(2))
+    if new and len(new.group(3)) != (5 if yy >= 15 else 4):
+        return None
     year = 2000 + yy if yy < 91 else 1900 + yy
     return (year, mm) if 1 <= mm <= 12 else None
+
+
+ARXIV_PATTERN_HINT = ("an arXiv id is YYMM.NNNNN (five digits after the dot from 2015 on, e.g. '2403.06764'), "
+                      "YYMM.NNNN up to 2014, or archive/YYMMNNN for old ids (e.g. 'cs/0601001'); "
+                      "no 'arXiv:' prefix or version")
 
 
 def _submitted_before_announcement(date: str, yymm: tuple[int, int]) -> bool:
@@ -74,6 +98,7 @@ def _submitted_before_announcement(date: str, yymm: tuple[int, int]) -> bool:
     return (y, m) == prev and d >= LAST_DAYS_FROM
 
 
+VENUE_YEAR_RE = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")  # a year the venue names, e.g. 'CVPR 2024'
 LAST_DAYS_FROM = 25  # the cut-off before a month's last announcement falls in its final week
 
 
@@ -125,7 +150,8 @@ class Identifiers(Strict):
         if bare != v and arxiv_yymm(bare) is not None:
             raise ValueError(f"arXiv id {v!r} has a version suffix; write {bare!r}")
         if arxiv_yymm(v) is None:
-            raise ValueError(f"malformed arXiv id {v!r}; write e.g. '2403.06764' (or 'cs/0601001' for old ids), no 'arXiv:' prefix or version")
+            raise ValueError(problem(f"malformed arXiv id {v!r}: the id itself does not have the form of an arXiv id",
+                                     f"copy the id from the paper's arXiv page; {ARXIV_PATTERN_HINT}"))
         return v
 
     @field_validator("doi")
@@ -170,9 +196,11 @@ class Paper(Strict):
     name: str = Field(min_length=1, max_length=60, description="Short name used in tables, e.g. FastV.")
     title: str = Field(min_length=3, max_length=400)
     authors: list[Annotated[str, Field(min_length=2, max_length=120)]] = Field(min_length=1, description="Full author list, in order.")
-    year: int = Field(ge=1990, le=2100, description="Year of the venue version, or of the first version for preprints.")
+    year: int = Field(ge=1990, le=2100, description="Year of the venue version, or of the first version for preprints; "
+                      "between the arXiv id's year (or 1990) and the current year, and equal to a year the venue names.")
     date: str = Field(
-        description="First public version (e.g. arXiv v1): YYYY-MM-DD, or YYYY-MM when only the month is known."
+        description="First public version (e.g. arXiv v1): YYYY-MM-DD, or YYYY-MM when only the month is known; "
+                    "never in the future."
     )
     venue: str | None = Field(default=None, max_length=120, description="e.g. 'ECCV 2024'; null for preprints.")
     status: Literal["preprint", "published"]
@@ -257,8 +285,21 @@ class Paper(Strict):
             raise ValueError("status is 'published' but venue is empty; write the venue (e.g. 'CVPR 2025') or set status: preprint")
         if self.status == "preprint" and self.venue and not self.venue.lower().startswith("arxiv"):
             raise ValueError(f"status is 'preprint' but venue is {self.venue!r}; set status: published, or venue: null")
+        today = dt.date.today()
+        if self.year > today.year:
+            raise ValueError(problem(f"year {self.year} is in the future (the current year is {today.year})",
+                                     "year is the venue's year, or the first version's year for preprints", at="year"))
+        if self.first_day > today:
+            raise ValueError(problem(f"date {self.date} is in the future (today is {today.isoformat()})",
+                                     "date is the first public version's date, e.g. the arXiv v1 submission date", at="date"))
+        venue_year = VENUE_YEAR_RE.search(self.venue or "")
+        if venue_year and int(venue_year.group(0)) != self.year:
+            raise ValueError(problem(f"venue {self.venue!r} names the year {venue_year.group(0)} but year is {self.year}",
+                                     f"write year: {venue_year.group(0)} (the venue's year), or correct the venue", at="year"))
         if self.date_year > self.year:
-            raise ValueError(f"date {self.date} is after year {self.year}; year is the venue (or first-version) year")
+            raise ValueError(problem(f"year {self.year} is before the first version's date {self.date}",
+                                     f"write year: {self.date_year} or later (the venue's year, or the first version's year "
+                                     "for preprints)", at="year"))
         if self.identifiers.arxiv:
             ym = arxiv_yymm(self.identifiers.arxiv)
             late = ym is not None and _submitted_before_announcement(self.date, ym)
@@ -269,7 +310,8 @@ class Paper(Strict):
                     f"announced in the id's month, is also accepted when the date has its day)"
                 )
             if ym and ym[0] > self.year and not late:
-                raise ValueError(f"arXiv id {self.identifiers.arxiv} is from {ym[0]}, after year {self.year}")
+                raise ValueError(problem(f"year {self.year} is before {ym[0]}, the year of arXiv id {self.identifiers.arxiv}",
+                                         f"write year: {ym[0]} or later (the venue's year, or the first version's year)", at="year"))
         if self.candidate and self.source != "arxiv-ingest":
             raise ValueError("candidate: true is only for entries with source: arxiv-ingest")
         if self.added < self.first_day:
