@@ -47,6 +47,7 @@ modality: [image]
 training_free: true
 summary: Drops the visual tokens that receive the least attention after an early layer.
 added: 2026-11-21
+scenario: [static]
 """.format(c=SCHEMA_COMMENT)
 
 
@@ -118,6 +119,15 @@ GOLDEN = [
     ("year before the arXiv id's (first version's) year",
      lambda t: t.replace("year: 2024", "year: 2023").replace("venue: ECCV 2024", "venue: null").replace("status: published", "status: preprint"),
      "example-method.yaml:6:7: year 2023 is before the first version's date 2024-03-11 | write year: 2024 or later (the venue's year, or the first version's year for preprints)"),
+    ("empty scenario",
+     lambda t: t.replace("scenario: [static]", "scenario: []"),
+     "example-method.yaml:27:11: scenario is empty | write at least one of static, streaming, serving, or [general] when no deployment scenario applies (surveys, accuracy benchmarks)"),
+    ("missing scenario",
+     lambda t: t.replace("scenario: [static]\n", ""),
+     "example-method.yaml:2:1: scenario is empty | write at least one of static, streaming, serving, or [general] when no deployment scenario applies (surveys, accuracy benchmarks)"),
+    ("method without training_free",
+     lambda t: t.replace("training_free: true", "training_free: null"),
+     "example-method.yaml:10:7: training_free is missing for a method | write training_free: true when the method works on a trained model without any (re)training, false otherwise"),
     ("syntax error",
      lambda t: t.replace("modality: [image]", "modality: [image"),
      "example-method.yaml:24:14: YAML syntax error: while parsing a flow sequence did not find expected ',' or ']' | check indentation and quote values that contain ': ' or start with a special character"),

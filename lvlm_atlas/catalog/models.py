@@ -211,8 +211,10 @@ class Paper(Strict):
     bottleneck: list[str] = Field(default_factory=list)
     granularity: list[str] = Field(default_factory=list)
     modality: list[str] = Field(default_factory=list)
-    scenario: list[str] = Field(default_factory=list, description="static, streaming or serving (Table 3 of the ACL survey).")
-    training_free: bool | None = Field(default=None, description="null when the question does not apply (models, benchmarks).")
+    scenario: list[str] = Field(default_factory=list, description="static, streaming or serving (Table 3 of the ACL survey), "
+                                "or general when none applies; never empty.")
+    training_free: bool | None = Field(default=None, description="Required (true or false) for kind: method; "
+                                       "null when the question does not apply (models, benchmarks).")
     summary: str = Field(min_length=10, max_length=400, description="One line, in our own words.")
     abstract: str | None = Field(default=None, max_length=5000)
     results: list[Result] = Field(default_factory=list)
@@ -285,6 +287,12 @@ class Paper(Strict):
             raise ValueError("status is 'published' but venue is empty; write the venue (e.g. 'CVPR 2025') or set status: preprint")
         if self.status == "preprint" and self.venue and not self.venue.lower().startswith("arxiv"):
             raise ValueError(f"status is 'preprint' but venue is {self.venue!r}; set status: published, or venue: null")
+        if not self.scenario:
+            raise ValueError(problem("scenario is empty", "write at least one of static, streaming, serving, or [general] when no "
+                                     "deployment scenario applies (surveys, accuracy benchmarks)", at="scenario"))
+        if self.kind == "method" and self.training_free is None:
+            raise ValueError(problem("training_free is missing for a method", "write training_free: true when the method works "
+                                     "on a trained model without any (re)training, false otherwise", at="kind"))
         today = dt.date.today()
         if self.year > today.year:
             raise ValueError(problem(f"year {self.year} is in the future (the current year is {today.year})",

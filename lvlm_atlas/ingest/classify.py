@@ -363,9 +363,12 @@ class Classifier:
 
         bottleneck, granularity = pick("bottleneck"), pick("granularity")
         modality = self._modality(low, near)
-        scenario: list[str] = []
-        if stage_of(primary) != "resources":
-            scenario = ["streaming"] if modality == ["streaming-video"] else ["serving"] if primary.startswith("system/serving") else ["static"]
+        if modality == ["streaming-video"]:
+            scenario = ["streaming"]
+        elif stage_of(primary) == "resources" or primary.startswith("system/kernels"):
+            scenario = ["general"]  # surveys, benchmarks, models, kernels: no one deployment scenario
+        else:
+            scenario = ["serving"] if primary.startswith("system/serving") else ["static"]
         training_free: bool | None
         reason = ""
         yes = [w for w in TRAINING_FREE_YES if w in low]
