@@ -187,6 +187,18 @@ def test_arxiv_digit_count_depends_on_the_year(arxiv, ok):
     assert (arxiv_yymm(arxiv) is not None) is ok
 
 
+def test_arxiv_entries_need_a_full_date(tmp_path, taxonomy):
+    month_only = VALID.replace("date: 2024-03-11", "date: 2024-03")
+    assert problems_for(tmp_path, taxonomy, month_only) == []   # added before the cut-off: still accepted
+    new_entry = month_only.replace("added: 2026-11-21", "added: 2026-12-05")
+    assert problems_for(tmp_path, taxonomy, new_entry) == [
+        "example-method.yaml:7:7: date 2024-03 has no day, but the paper has arXiv id 2403.00001 | "
+        "write the first version's date YYYY-MM-DD ('Submitted on' of https://arxiv.org/abs/2403.00001v1)"]
+    no_arxiv = (new_entry.replace('identifiers:\n  arxiv: "2403.00001"\n', "")
+                .replace("https://arxiv.org/abs/2403.00001", "https://example.org/paper"))
+    assert problems_for(tmp_path, taxonomy, no_arxiv) == []
+
+
 def test_non_utf8_and_oversized_and_bom(tmp_path, taxonomy):
     papers = tmp_path / "papers"
     papers.mkdir()

@@ -99,6 +99,10 @@ def _submitted_before_announcement(date: str, yymm: tuple[int, int]) -> bool:
 
 
 VENUE_YEAR_RE = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")  # a year the venue names, e.g. 'CVPR 2024'
+# Entries with an arXiv id need the first version's full date (YYYY-MM-DD). Enforced for entries added from
+# this date on; older entries with a month-only date are being completed (docs/contributing.md, "Metadata
+# rules"), after which this cut-off goes.
+FULL_DATE_REQUIRED_FROM = dt.date(2026, 12, 5)
 LAST_DAYS_FROM = 25  # the cut-off before a month's last announcement falls in its final week
 
 
@@ -300,6 +304,10 @@ class Paper(Strict):
         if self.first_day > today:
             raise ValueError(problem(f"date {self.date} is in the future (today is {today.isoformat()})",
                                      "date is the first public version's date, e.g. the arXiv v1 submission date", at="date"))
+        if self.identifiers.arxiv and len(self.date) != 10 and self.added >= FULL_DATE_REQUIRED_FROM:
+            raise ValueError(problem(f"date {self.date} has no day, but the paper has arXiv id {self.identifiers.arxiv}",
+                                     f"write the first version's date YYYY-MM-DD ('Submitted on' of "
+                                     f"https://arxiv.org/abs/{self.identifiers.arxiv}v1)", at="date"))
         venue_year = VENUE_YEAR_RE.search(self.venue or "")
         if venue_year and int(venue_year.group(0)) != self.year:
             raise ValueError(problem(f"venue {self.venue!r} names the year {venue_year.group(0)} but year is {self.year}",

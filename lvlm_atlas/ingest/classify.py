@@ -386,5 +386,7 @@ class Classifier:
             tf = Counter(ex.training_free for ex, _ in (on_node or near) if ex.training_free is not None)
             training_free = tf.most_common(1)[0][0] if tf else None
             reason = "training_free: majority of similar catalog papers" if tf else ""
+            if training_free is None and kind == "method":  # the schema requires it for methods
+                training_free, reason = False, "training_free: no evidence, set to false (check it)"
         return {"kind": kind, "bottleneck": bottleneck, "granularity": granularity, "modality": modality,
                 "scenario": scenario, "training_free": training_free, "training_free_reason": reason}
