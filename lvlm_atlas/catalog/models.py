@@ -46,10 +46,11 @@ HINT_SEP = "\nhint: "  # a ValueError's text may end with a hint; validate.py sh
 PROBLEM_SEP = "\n\n"  # one ValueError may carry several problems (each unknown term of a list)
 
 
-def problem(message: str, hint: str = "", at: str = "") -> str:
-    """The text of one problem for a ValueError: a one-line message, optionally a one-line hint, and for
-    whole-entry checks the (dotted) key the problem is reported at."""
-    return (f"@{at} " if at else "") + message + (HINT_SEP + hint if hint else "")
+def problem(message: str, hint: str = "") -> str:
+    """The text of one problem for a ValueError: a one-line message and, optionally, a one-line hint. A
+    whole-entry check starts its message with the key it is about (e.g. 'year ...'); the validator reports
+    it at that key's line."""
+    return message + (HINT_SEP + hint if hint else "")
 
 
 def _check_terms(values: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
@@ -293,29 +294,29 @@ class Paper(Strict):
             raise ValueError(f"status is 'preprint' but venue is {self.venue!r}; set status: published, or venue: null")
         if not self.scenario:
             raise ValueError(problem("scenario is empty", "write at least one of static, streaming, serving, or [general] when no "
-                                     "deployment scenario applies (surveys, accuracy benchmarks)", at="scenario"))
+                                     "deployment scenario applies (surveys, accuracy benchmarks)"))
         if self.kind == "method" and self.training_free is None:
             raise ValueError(problem("training_free is missing for a method", "write training_free: true when the method works "
-                                     "on a trained model without any (re)training, false otherwise", at="kind"))
+                                     "on a trained model without any (re)training, false otherwise"))
         today = dt.date.today()
         if self.year > today.year:
             raise ValueError(problem(f"year {self.year} is in the future (the current year is {today.year})",
-                                     "year is the venue's year, or the first version's year for preprints", at="year"))
+                                     "year is the venue's year, or the first version's year for preprints"))
         if self.first_day > today:
             raise ValueError(problem(f"date {self.date} is in the future (today is {today.isoformat()})",
-                                     "date is the first public version's date, e.g. the arXiv v1 submission date", at="date"))
+                                     "date is the first public version's date, e.g. the arXiv v1 submission date"))
         if self.identifiers.arxiv and len(self.date) != 10 and self.added >= FULL_DATE_REQUIRED_FROM:
             raise ValueError(problem(f"date {self.date} has no day, but the paper has arXiv id {self.identifiers.arxiv}",
                                      f"write the first version's date YYYY-MM-DD ('Submitted on' of "
-                                     f"https://arxiv.org/abs/{self.identifiers.arxiv}v1)", at="date"))
+                                     f"https://arxiv.org/abs/{self.identifiers.arxiv}v1)"))
         venue_year = VENUE_YEAR_RE.search(self.venue or "")
         if venue_year and int(venue_year.group(0)) != self.year:
-            raise ValueError(problem(f"venue {self.venue!r} names the year {venue_year.group(0)} but year is {self.year}",
-                                     f"write year: {venue_year.group(0)} (the venue's year), or correct the venue", at="year"))
+            raise ValueError(problem(f"year {self.year} differs from the year {venue_year.group(0)} that venue {self.venue!r} names",
+                                     f"write year: {venue_year.group(0)} (the venue's year), or correct the venue"))
         if self.date_year > self.year:
             raise ValueError(problem(f"year {self.year} is before the first version's date {self.date}",
                                      f"write year: {self.date_year} or later (the venue's year, or the first version's year "
-                                     "for preprints)", at="year"))
+                                     "for preprints)"))
         if self.identifiers.arxiv:
             ym = arxiv_yymm(self.identifiers.arxiv)
             late = ym is not None and _submitted_before_announcement(self.date, ym)
@@ -327,7 +328,7 @@ class Paper(Strict):
                 )
             if ym and ym[0] > self.year and not late:
                 raise ValueError(problem(f"year {self.year} is before {ym[0]}, the year of arXiv id {self.identifiers.arxiv}",
-                                         f"write year: {ym[0]} or later (the venue's year, or the first version's year)", at="year"))
+                                         f"write year: {ym[0]} or later (the venue's year, or the first version's year)"))
         if self.candidate and self.source != "arxiv-ingest":
             raise ValueError("candidate: true is only for entries with source: arxiv-ingest")
         if self.added < self.first_day:

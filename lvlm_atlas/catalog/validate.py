@@ -137,16 +137,16 @@ def _schema_problems(err: dict, parsed: ParsedYaml, display: str) -> list[Proble
     """One pydantic error as problems: a value error may carry several problems (PROBLEM_SEP), each with its
     hint (HINT_SEP) and, for whole-entry checks, the key to point at ('@key ' prefix)."""
     msg = err["msg"]
-    if err["type"] != "value_error" or (PROBLEM_SEP not in msg and HINT_SEP not in msg and "Value error, @" not in msg):
+    if err["type"] != "value_error" or (PROBLEM_SEP not in msg and HINT_SEP not in msg and err["loc"]):
         return [_schema_problem(err, parsed, display)]
     msg = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
     out = []
     for part in msg.split(PROBLEM_SEP):
         text, _, hint = part.partition(HINT_SEP)
         loc = tuple(err["loc"])
-        if text.startswith("@"):  # a whole-entry check: point at the key, the message names it itself
-            key, _, text = text[1:].partition(" ")
-            out.append(Problem(display, *_locate(parsed, tuple(key.split("."))), text, hint))
+        key = text.split(" ", 1)[0]
+        if not loc and hint and key in Paper.model_fields:  # a whole-entry check about one key: point at that key
+            out.append(Problem(display, *parsed.positions.get((key,), (2, 1)), text, hint))
             continue
         sub = _schema_problem({**err, "msg": text, "loc": loc}, parsed, display)
         out.append(Problem(sub.path, sub.line, sub.col, sub.message, hint or sub.hint))
