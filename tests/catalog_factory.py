@@ -25,6 +25,7 @@ BASE = {
     "bottleneck": ["compute"],
     "granularity": ["token"],
     "modality": ["image"],
+    "scenario": ["static"],
     "training_free": True,
     "summary": "Drops the visual tokens that receive the least attention after an early layer.",
     "added": "2026-11-21",

@@ -21,9 +21,10 @@ def paper(pid: str, *, arxiv: str | None = None, doi: str | None = None, status:
     data = {
         "id": pid, "name": pid.upper()[:20], "title": f"The {pid} paper about visual tokens",
         "authors": ["Ada Lovelace"], "year": year, "date": date,
-        "venue": "CVPR 2024" if status == "published" else None, "status": status, "kind": kind,
+        "venue": f"CVPR {year}" if status == "published" else None, "status": status, "kind": kind,
         "identifiers": ids, "links": {"paper": f"https://example.org/{pid}"},
-        "placements": [{"node": node, "primary": True}], "modality": ["image"],
+        "placements": [{"node": node, "primary": True}], "modality": ["image"], "scenario": ["static"],
+        "training_free": True if kind == "method" else None,
         "summary": "A test paper used by the graph tests.", "added": "2026-11-21",
         "builds_on": list(builds_on),
     }

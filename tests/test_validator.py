@@ -1,6 +1,7 @@
 """The validator: every bad input is rejected with a precise `path:line:col: message` and a hint."""
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,7 @@ modality: [image]
 training_free: true
 summary: Drops the visual tokens that receive the least attention after an early layer.
 added: 2026-11-21
+scenario: [static]
 """.format(c=SCHEMA_COMMENT)
 
 
@@ -102,6 +104,30 @@ GOLDEN = [
     ("wrong type",
      lambda t: t.replace("year: 2024", "year: twenty"),
      "example-method.yaml:6:7: year: Input should be a valid integer, unable to parse string as an integer | got 'twenty'"),
+    ("every unknown term of a facet list",
+     lambda t: t.replace("bottleneck: [compute]", "bottleneck: [compte, latncy, memory-bandwidth]"),
+     "example-method.yaml:21:14: bottleneck: unknown bottleneck 'compte'; did you mean 'compute'? allowed: compute, memory-capacity, memory-bandwidth, communication, latency, utilization | ",
+     "example-method.yaml:21:22: bottleneck: unknown bottleneck 'latncy'; did you mean 'latency'? allowed: compute, memory-capacity, memory-bandwidth, communication, latency, utilization | "),
+    ("malformed arXiv id, correct URL",
+     lambda t: t.replace('arxiv: "2403.00001"', 'arxiv: "2403.0001"'),
+     "example-method.yaml:12:10: identifiers.arxiv: malformed arXiv id '2403.0001': the id itself does not have the form of an arXiv id | "
+     "copy the id from the paper's arXiv page; an arXiv id is YYMM.NNNNN (five digits after the dot from 2015 on, e.g. '2403.06764'), "
+     "YYMM.NNNN up to 2014, or archive/YYMMNNN for old ids (e.g. 'cs/0601001'); no 'arXiv:' prefix or version"),
+    ("year disagrees with the venue's year",
+     lambda t: t.replace("year: 2024", "year: 2025"),
+     "example-method.yaml:6:7: year 2025 differs from the year 2024 that venue 'ECCV 2024' names | write year: 2024 (the venue's year), or correct the venue"),
+    ("year before the arXiv id's (first version's) year",
+     lambda t: t.replace("year: 2024", "year: 2023").replace("venue: ECCV 2024", "venue: null").replace("status: published", "status: preprint"),
+     "example-method.yaml:6:7: year 2023 is before the first version's date 2024-03-11 | write year: 2024 or later (the venue's year, or the first version's year for preprints)"),
+    ("empty scenario",
+     lambda t: t.replace("scenario: [static]", "scenario: []"),
+     "example-method.yaml:27:11: scenario is empty | write at least one of static, streaming, serving, or [general] when no deployment scenario applies (surveys, accuracy benchmarks)"),
+    ("missing scenario",
+     lambda t: t.replace("scenario: [static]\n", ""),
+     "example-method.yaml:2:1: scenario is empty | write at least one of static, streaming, serving, or [general] when no deployment scenario applies (surveys, accuracy benchmarks)"),
+    ("method without training_free",
+     lambda t: t.replace("training_free: true", "training_free: null"),
+     "example-method.yaml:24:16: training_free is missing for a method | write training_free: true when the method works on a trained model without any (re)training, false otherwise"),
     ("syntax error",
      lambda t: t.replace("modality: [image]", "modality: [image"),
      "example-method.yaml:24:14: YAML syntax error: while parsing a flow sequence did not find expected ',' or ']' | check indentation and quote values that contain ': ' or start with a special character"),
@@ -129,6 +155,48 @@ def test_arxiv_id_month_allows_late_month_submissions(tmp_path, taxonomy, arxiv,
     write_paper(papers, text, "example-method.yaml")
     problems = validate_catalog(papers, taxonomy).problems
     assert (problems == []) is ok, [str(p) for p in problems]
+
+
+def test_year_and_date_not_in_the_future(tmp_path, taxonomy):
+    today = dt.date.today()
+    future_year = VALID.replace("year: 2024", f"year: {today.year + 1}").replace("ECCV 2024", f"ECCV {today.year + 1}")
+    assert problems_for(tmp_path, taxonomy, future_year) == [
+        f"example-method.yaml:6:7: year {today.year + 1} is in the future (the current year is {today.year}) | "
+        "year is the venue's year, or the first version's year for preprints"]
+    tomorrow = today + dt.timedelta(days=1)
+    ym = f"{tomorrow.year % 100:02d}{tomorrow.month:02d}"
+    future_date = (VALID.replace("2403.00001", f"{ym}.00001").replace("date: 2024-03-11", f"date: {tomorrow.isoformat()}")
+                   .replace("year: 2024", f"year: {tomorrow.year}").replace("venue: ECCV 2024", "venue: null")
+                   .replace("status: published", "status: preprint").replace("added: 2026-11-21", f"added: {tomorrow.isoformat()}"))
+    if tomorrow.year == today.year:  # (on 31 December the year check reports first)
+        assert problems_for(tmp_path, taxonomy, future_date) == [
+            f"example-method.yaml:7:7: date {tomorrow.isoformat()} is in the future (today is {today.isoformat()}) | "
+            "date is the first public version's date, e.g. the arXiv v1 submission date"]
+
+
+@pytest.mark.parametrize("venue,ok", [("CVPR 2024", True), ("CVPR 2023", False), ("Findings of ACL 2024", True),
+                                      ("NeurIPS 2024 Workshops", True), ("TMLR", True), ("ICLR 2025", False)])
+def test_venue_year_must_match(tmp_path, taxonomy, venue, ok):
+    assert (problems_for(tmp_path, taxonomy, VALID.replace("ECCV 2024", venue)) == []) is ok
+
+
+@pytest.mark.parametrize("arxiv,ok", [("2403.00001", True), ("2312.8914", False), ("1412.1234", True), ("1412.12345", False),
+                                      ("1501.00001", True), ("cs/0601001", True), ("2403.000012", False)])
+def test_arxiv_digit_count_depends_on_the_year(arxiv, ok):
+    from lvlm_atlas.catalog.models import arxiv_yymm
+    assert (arxiv_yymm(arxiv) is not None) is ok
+
+
+def test_arxiv_entries_need_a_full_date(tmp_path, taxonomy):
+    month_only = VALID.replace("date: 2024-03-11", "date: 2024-03")
+    assert problems_for(tmp_path, taxonomy, month_only) == []   # added before the cut-off: still accepted
+    new_entry = month_only.replace("added: 2026-11-21", "added: 2026-12-05")
+    assert problems_for(tmp_path, taxonomy, new_entry) == [
+        "example-method.yaml:7:7: date 2024-03 has no day, but the paper has arXiv id 2403.00001 | "
+        "write the first version's date YYYY-MM-DD ('Submitted on' of https://arxiv.org/abs/2403.00001v1)"]
+    no_arxiv = (new_entry.replace('identifiers:\n  arxiv: "2403.00001"\n', "")
+                .replace("https://arxiv.org/abs/2403.00001", "https://example.org/paper"))
+    assert problems_for(tmp_path, taxonomy, no_arxiv) == []
 
 
 def test_non_utf8_and_oversized_and_bom(tmp_path, taxonomy):

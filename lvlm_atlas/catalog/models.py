@@ -42,25 +42,50 @@ def _taxonomy(info: ValidationInfo) -> Taxonomy:
     return _default_taxonomy
 
 
+HINT_SEP = "\nhint: "  # a ValueError's text may end with a hint; validate.py shows it as the problem's hint
+PROBLEM_SEP = "\n\n"  # one ValueError may carry several problems (each unknown term of a list)
+
+
+def problem(message: str, hint: str = "") -> str:
+    """The text of one problem for a ValueError: a one-line message and, optionally, a one-line hint. A
+    whole-entry check starts its message with the key it is about (e.g. 'year ...'); the validator reports
+    it at that key's line."""
+    return message + (HINT_SEP + hint if hint else "")
+
+
 def _check_terms(values: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
+    unknown = []
     for v in values:
         if v not in allowed:
             close = difflib.get_close_matches(v, allowed, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"unknown {what} {v!r}; {hint}allowed: {', '.join(allowed)}")
+            unknown.append(f"unknown {what} {v!r}; {hint}allowed: {', '.join(allowed)}")
+    if unknown:  # every unknown term is reported, not only the first
+        raise ValueError(PROBLEM_SEP.join(unknown))
     if len(set(values)) != len(values):
         raise ValueError(f"{what} lists a term twice: {values}")
     return values
 
 
 def arxiv_yymm(arxiv_id: str) -> tuple[int, int] | None:
-    """(year, month) encoded in an arXiv id, or None if the id is malformed."""
-    m = ARXIV_NEW_RE.match(arxiv_id) or ARXIV_OLD_RE.match(arxiv_id)
+    """(year, month) encoded in an arXiv id, or None if the id is malformed.
+
+    New-style ids have four digits after the dot until 2014 (YYMM.NNNN) and five from 2015 on (YYMM.NNNNN),
+    so '2312.8914' is malformed (a digit is missing), not a valid id of December 2023."""
+    new = ARXIV_NEW_RE.match(arxiv_id)
+    m = new or ARXIV_OLD_RE.match(arxiv_id)
     if not m:
         return None
     yy, mm = int(m.group(1)), int(m.group(2))
+    if new and len(new.group(3)) != (5 if yy >= 15 else 4):
+        return None
     year = 2000 + yy if yy < 91 else 1900 + yy
     return (year, mm) if 1 <= mm <= 12 else None
+
+
+ARXIV_PATTERN_HINT = ("an arXiv id is YYMM.NNNNN (five digits after the dot from 2015 on, e.g. '2403.06764'), "
+                      "YYMM.NNNN up to 2014, or archive/YYMMNNN for old ids (e.g. 'cs/0601001'); "
+                      "no 'arXiv:' prefix or version")
 
 
 def _submitted_before_announcement(date: str, yymm: tuple[int, int]) -> bool:
@@ -74,6 +99,11 @@ def _submitted_before_announcement(date: str, yymm: tuple[int, int]) -> bool:
     return (y, m) == prev and d >= LAST_DAYS_FROM
 
 
+VENUE_YEAR_RE = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")  # a year the venue names, e.g. 'CVPR 2024'
+# Entries with an arXiv id need the first version's full date (YYYY-MM-DD). Enforced for entries added from
+# this date on; older entries with a month-only date are being completed (docs/contributing.md, "Metadata
+# rules"), after which this cut-off goes.
+FULL_DATE_REQUIRED_FROM = dt.date(2026, 12, 5)
 LAST_DAYS_FROM = 25  # the cut-off before a month's last announcement falls in its final week
 
 
@@ -125,7 +155,8 @@ class Identifiers(Strict):
         if bare != v and arxiv_yymm(bare) is not None:
             raise ValueError(f"arXiv id {v!r} has a version suffix; write {bare!r}")
         if arxiv_yymm(v) is None:
-            raise ValueError(f"malformed arXiv id {v!r}; write e.g. '2403.06764' (or 'cs/0601001' for old ids), no 'arXiv:' prefix or version")
+            raise ValueError(problem(f"malformed arXiv id {v!r}: the id itself does not have the form of an arXiv id",
+                                     f"copy the id from the paper's arXiv page; {ARXIV_PATTERN_HINT}"))
         return v
 
     @field_validator("doi")
@@ -159,9 +190,11 @@ class Paper(Strict):
     name: str = Field(min_length=1, max_length=60, description="Short name used in tables, e.g. FastV.")
     title: str = Field(min_length=1, max_length=400)
     authors: list[Annotated[str, Field(min_length=2, max_length=120)]] = Field(min_length=1, description="Full author list, in order.")
-    year: int = Field(ge=1990, le=2100, description="Year of the venue version, or of the first version for preprints.")
+    year: int = Field(ge=1990, le=2100, description="Year of the venue version, or of the first version for preprints; "
+                      "between the arXiv id's year (or 1990) and the current year, and equal to a year the venue names.")
     date: str = Field(
-        description="First public version (e.g. arXiv v1): YYYY-MM-DD, or YYYY-MM when only the month is known."
+        description="First public version (e.g. arXiv v1): YYYY-MM-DD, or YYYY-MM when only the month is known; "
+                    "never in the future."
     )
     venue: str | None = Field(default=None, max_length=120, description="e.g. 'ECCV 2024'; null for preprints.")
     status: Literal["preprint", "published"]
@@ -172,8 +205,10 @@ class Paper(Strict):
     bottleneck: list[str] = Field(default_factory=list)
     granularity: list[str] = Field(default_factory=list)
     modality: list[str] = Field(default_factory=list)
-    scenario: list[str] = Field(default_factory=list, description="static, streaming or serving (Table 3 of the ACL survey).")
-    training_free: bool | None = Field(default=None, description="null when the question does not apply (models, benchmarks).")
+    scenario: list[str] = Field(default_factory=list, description="static, streaming or serving (Table 3 of the ACL survey), "
+                                "or general when none applies; never empty.")
+    training_free: bool | None = Field(default=None, description="Required (true or false) for kind: method; "
+                                       "null when the question does not apply (models, benchmarks).")
     summary: str = Field(min_length=10, max_length=400, description="One line, in our own words.")
     abstract: str | None = Field(default=None, max_length=5000)
     method: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$", description="Name of a runnable implementation in methods/.")
@@ -245,8 +280,31 @@ class Paper(Strict):
             raise ValueError("status is 'published' but venue is empty; write the venue (e.g. 'CVPR 2025') or set status: preprint")
         if self.status == "preprint" and self.venue and not self.venue.lower().startswith("arxiv"):
             raise ValueError(f"status is 'preprint' but venue is {self.venue!r}; set status: published, or venue: null")
+        if not self.scenario:
+            raise ValueError(problem("scenario is empty", "write at least one of static, streaming, serving, or [general] when no "
+                                     "deployment scenario applies (surveys, accuracy benchmarks)"))
+        if self.kind == "method" and self.training_free is None:
+            raise ValueError(problem("training_free is missing for a method", "write training_free: true when the method works "
+                                     "on a trained model without any (re)training, false otherwise"))
+        today = dt.date.today()
+        if self.year > today.year:
+            raise ValueError(problem(f"year {self.year} is in the future (the current year is {today.year})",
+                                     "year is the venue's year, or the first version's year for preprints"))
+        if self.first_day > today:
+            raise ValueError(problem(f"date {self.date} is in the future (today is {today.isoformat()})",
+                                     "date is the first public version's date, e.g. the arXiv v1 submission date"))
+        if self.identifiers.arxiv and len(self.date) != 10 and self.added >= FULL_DATE_REQUIRED_FROM:
+            raise ValueError(problem(f"date {self.date} has no day, but the paper has arXiv id {self.identifiers.arxiv}",
+                                     f"write the first version's date YYYY-MM-DD ('Submitted on' of "
+                                     f"https://arxiv.org/abs/{self.identifiers.arxiv}v1)"))
+        venue_year = VENUE_YEAR_RE.search(self.venue or "")
+        if venue_year and int(venue_year.group(0)) != self.year:
+            raise ValueError(problem(f"year {self.year} differs from the year {venue_year.group(0)} that venue {self.venue!r} names",
+                                     f"write year: {venue_year.group(0)} (the venue's year), or correct the venue"))
         if self.date_year > self.year:
-            raise ValueError(f"date {self.date} is after year {self.year}; year is the venue (or first-version) year")
+            raise ValueError(problem(f"year {self.year} is before the first version's date {self.date}",
+                                     f"write year: {self.date_year} or later (the venue's year, or the first version's year "
+                                     "for preprints)"))
         if self.identifiers.arxiv:
             ym = arxiv_yymm(self.identifiers.arxiv)
             late = ym is not None and _submitted_before_announcement(self.date, ym)
@@ -257,7 +315,8 @@ class Paper(Strict):
                     f"announced in the id's month, is also accepted when the date has its day)"
                 )
             if ym and ym[0] > self.year and not late:
-                raise ValueError(f"arXiv id {self.identifiers.arxiv} is from {ym[0]}, after year {self.year}")
+                raise ValueError(problem(f"year {self.year} is before {ym[0]}, the year of arXiv id {self.identifiers.arxiv}",
+                                         f"write year: {ym[0]} or later (the venue's year, or the first version's year)"))
         if self.candidate and self.source != "arxiv-ingest":
             raise ValueError("candidate: true is only for entries with source: arxiv-ingest")
         if self.added < self.first_day:

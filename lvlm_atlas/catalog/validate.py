@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from lvlm_atlas import paths
 from lvlm_atlas.catalog.cards import CARDS_DIR, card_names
-from lvlm_atlas.catalog.models import Paper
+from lvlm_atlas.catalog.models import HINT_SEP, PROBLEM_SEP, Paper
 from lvlm_atlas.catalog.taxonomy import Taxonomy
 from lvlm_atlas.catalog.yamlsafe import ParsedYaml, read_yaml
 
@@ -133,6 +133,26 @@ def _get(data: Any, loc: tuple) -> Any:
     return data
 
 
+def _schema_problems(err: dict, parsed: ParsedYaml, display: str) -> list[Problem]:
+    """One pydantic error as problems: a value error may carry several problems (PROBLEM_SEP), each with its
+    hint (HINT_SEP) and, for whole-entry checks, the key to point at ('@key ' prefix)."""
+    msg = err["msg"]
+    if err["type"] != "value_error" or (PROBLEM_SEP not in msg and HINT_SEP not in msg and err["loc"]):
+        return [_schema_problem(err, parsed, display)]
+    msg = msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+    out = []
+    for part in msg.split(PROBLEM_SEP):
+        text, _, hint = part.partition(HINT_SEP)
+        loc = tuple(err["loc"])
+        key = text.split(" ", 1)[0]
+        if not loc and hint and key in Paper.model_fields:  # a whole-entry check about one key: point at that key
+            out.append(Problem(display, *parsed.positions.get((key,), (2, 1)), text, hint))
+            continue
+        sub = _schema_problem({**err, "msg": text, "loc": loc}, parsed, display)
+        out.append(Problem(sub.path, sub.line, sub.col, sub.message, hint or sub.hint))
+    return out
+
+
 def _schema_problem(err: dict, parsed: ParsedYaml, display: str) -> Problem:
     loc = tuple(err["loc"])
     kind = err["type"]
@@ -218,7 +238,7 @@ def check_file(path: Path, tax: Taxonomy, parsed_: tuple[str, Any] | None = None
         paper = Paper.model_validate(data, context={"taxonomy": tax})
     except ValidationError as exc:
         where()
-        problems += [_schema_problem(e, located, _display(path)) for e in exc.errors(include_url=False)]
+        problems += [p for e in exc.errors(include_url=False) for p in _schema_problems(e, located, _display(path))]
         return None, sorted(problems)
     if path.stem != paper.id:
         problems.append(Problem(_display(path), *where("id"), f"id '{paper.id}' does not match the file name '{path.name}'",

@@ -363,9 +363,12 @@ class Classifier:
 
         bottleneck, granularity = pick("bottleneck"), pick("granularity")
         modality = self._modality(low, near)
-        scenario: list[str] = []
-        if stage_of(primary) != "resources":
-            scenario = ["streaming"] if modality == ["streaming-video"] else ["serving"] if primary.startswith("system/serving") else ["static"]
+        if modality == ["streaming-video"]:
+            scenario = ["streaming"]
+        elif stage_of(primary) == "resources" or primary.startswith("system/kernels"):
+            scenario = ["general"]  # surveys, benchmarks, models, kernels: no one deployment scenario
+        else:
+            scenario = ["serving"] if primary.startswith("system/serving") else ["static"]
         training_free: bool | None
         reason = ""
         yes = [w for w in TRAINING_FREE_YES if w in low]
@@ -383,5 +386,7 @@ class Classifier:
             tf = Counter(ex.training_free for ex, _ in (on_node or near) if ex.training_free is not None)
             training_free = tf.most_common(1)[0][0] if tf else None
             reason = "training_free: majority of similar catalog papers" if tf else ""
+            if training_free is None and kind == "method":  # the schema requires it for methods
+                training_free, reason = False, "training_free: no evidence, set to false (check it)"
         return {"kind": kind, "bottleneck": bottleneck, "granularity": granularity, "modality": modality,
                 "scenario": scenario, "training_free": training_free, "training_free_reason": reason}
