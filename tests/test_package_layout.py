@@ -80,3 +80,17 @@ def test_no_import_circles_between_modules():
                 g.add_edge(name, target)
     cycles = list(nx.simple_cycles(g))
     assert cycles == [], cycles[:5]
+
+
+def test_atlas_help_needs_no_optional_dependency():
+    """`atlas --help` imports every command module: none may import an extra's package (network clients,
+    MkDocs, torch) at import time, so a plain `pip install .` can list and explain every command."""
+    import sys as _sys
+
+    code = ("import sys, lvlm_atlas.cli as c, importlib\n"
+            "[importlib.import_module('lvlm_atlas.cli.' + n) for n in c.COMMANDS]\n"
+            "bad = sorted(m for m in ('httpx', 'arxiv', 'semanticscholar', 'requests', 'mkdocs', 'torch', 'triton')"
+            " if m in sys.modules)\n"
+            "print(','.join(bad))")
+    out = subprocess.run([_sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -6,8 +6,6 @@ import os
 import sys
 
 from lvlm_atlas.cli._catalog import catalog_or_report
-from lvlm_atlas.enrich.client import RateLimiter, S2Client, S2Error
-from lvlm_atlas.enrich.runner import enrich
 from lvlm_atlas.enrich.store import STORE_PATH, SUGGESTIONS_PATH, StoreError
 
 API_KEY_ENV = "SEMANTIC_SCHOLAR_API_KEY"
@@ -25,6 +23,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    try:   # the network client lives in the 'ingest' extra; `atlas --help` must work without it
+        from lvlm_atlas.enrich.client import RateLimiter, S2Client, S2Error
+        from lvlm_atlas.enrich.runner import enrich
+    except ImportError as exc:
+        print(f"error: atlas enrich needs the 'ingest' extra ({exc.name} is missing); "
+              "write: pip install 'lvlm-atlas[ingest]'", file=sys.stderr)
+        return 2
     if args.rate <= 0:
         print("error: --rate must be positive", file=sys.stderr)
         return 2

@@ -30,7 +30,7 @@ def _pseudo_word(rng: random.Random) -> str:
 
 def paper_data(i: int, rng: random.Random, tax: Taxonomy) -> dict:
     leaves = [n.id for n in tax.nodes if n.view == "stage" and n.stage and not tax.children(n.id, "stage")]
-    year = rng.randint(2019, 2026)
+    year = rng.randint(2019, 2025)   # a complete past year: no date may lie in the future
     month = rng.randint(1, 12)
     venue = rng.choice(VENUES)
     facets = {f: [t.id for t in tax.facets[f]] for f in ("bottleneck", "granularity", "modality", "scenario")}
