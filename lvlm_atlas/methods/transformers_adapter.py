@@ -236,3 +236,17 @@ class ModelAdapter:
                 m = cfg.vision_config.spatial_merge_size
                 grids = [(int(t) * int(h) // m, int(w) // m) for t, h, w in thw.tolist()]
         return TokenLayout.from_input_ids(input_ids, self.image_token_id, grids)
+
+
+# --------------------------------------------------------------------------- cache rollback
+def crop_cache(cache_obj: Cache, length: int) -> None:
+    """Drop every cached position from `length` on (speculative decoding: keep only accepted tokens).
+
+    `Cache.crop` took the final length before transformers 5.2x and takes minus the tokens to remove since; a
+    negative argument removes that many tokens under both readings (and 0 must never be passed: the old
+    reading would empty the cache)."""
+    remove = int(cache_obj.get_seq_length()) - int(length)
+    if remove < 0:
+        raise ValueError(f"cannot crop a cache of {cache_obj.get_seq_length()} tokens to {length}")
+    if remove:
+        cache_obj.crop(-remove)
