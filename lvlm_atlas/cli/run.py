@@ -51,7 +51,8 @@ def run(args) -> int:
         base = harness.greedy_generate(bundle.model, inputs, args.max_new_tokens, bundle.eos_token_id, args.device)
     ctx = method.apply(bundle.model) if method is not None else contextlib.nullcontext()
     with ctx as session:
-        res = harness.greedy_generate(bundle.model, inputs, args.max_new_tokens, bundle.eos_token_id, args.device)
+        res = harness.generate(bundle.model, inputs, args.max_new_tokens, bundle.eos_token_id, args.device,
+                               method=method, session=session, decode=bundle.decode)
     stats = session.last if session is not None else None
     n_vis = int((inputs["input_ids"] == bundle.model.config.image_token_id).sum())
     out = {
@@ -67,6 +68,9 @@ def run(args) -> int:
     }
     if base is not None:
         out.update(harness.agreement(base, res))
+    spec = res.extra.get("speculative")
+    if spec is not None:
+        out["speculative"] = spec
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -77,7 +81,21 @@ def run(args) -> int:
     print(f"TTFT: {_fmt_ms(res.ttft_s)}  TPOT: {_fmt_ms(res.tpot_s)}  LLM prefill: {_fmt_ms(res.prefill_llm_s)}  "
           f"method overhead: {out['method_overhead_ms']:.2f} ms")
     print(f"peak memory: {res.peak_memory_bytes / 2**20:.1f} MiB  KV cache: {res.kv_cache_bytes / 2**20:.2f} MiB")
+    if spec is not None:
+        print(_spec_line(spec))
     if base is not None:
         print(f"agreement with the unmodified model: greedy match {out['greedy_match']:.3f}, "
               f"first-token KL {out['first_token_kl']:.4g}")
     return 0
+
+
+def _spec_line(spec: dict) -> str:
+    """One line for a speculative-decoding run (decode-stage methods)."""
+    def num(key, fmt):
+        v = spec.get(key)
+        return "-" if v is None else format(v, fmt)
+
+    return (f"speculative: mean accepted length {num('mean_accepted_length', '.2f')} over {spec['rounds']} rounds, "
+            f"draft saw {spec['draft_visual_tokens']}/{spec['target_visual_tokens']} visual tokens, "
+            f"draft {num('draft_ms', '.1f')} ms, verify {num('verify_ms', '.1f')} ms, "
+            f"speedup vs greedy {num('speedup', '.2f')}x, token agreement {num('token_agreement', '.3f')}")

@@ -125,8 +125,9 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None)
     prepared = [bundle.inputs(Image.open(it["image"]), it["question"]) for it in cfg.items]
     eos = bundle.eos_token_id
 
-    def once(inputs):
-        return harness.greedy_generate(bundle.model, inputs, cfg.max_new_tokens, eos, cfg.device)
+    def once(inputs, method=None, session=None):
+        return harness.generate(bundle.model, inputs, cfg.max_new_tokens, eos, cfg.device, method=method,
+                                session=session, decode=bundle.decode)
 
     baselines = [once(inp) for inp in prepared]
     rows = []
@@ -143,7 +144,7 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None)
             for r in range(cfg.warmup + cfg.repeats):
                 ctx = method.apply(bundle.model) if method is not None else contextlib.nullcontext()
                 with ctx as session:
-                    res = once(inp)
+                    res = once(inp, method, session)
                 if r >= cfg.warmup:
                     runs.append((res, session.last if session is not None else None))
                 if progress:
@@ -163,6 +164,7 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None)
                 "kv_cache_bytes": res.kv_cache_bytes,
                 "greedy_match": agree["greedy_match"], "first_token_kl": agree["first_token_kl"],
                 "correct": exact_match(answer, item["answers"]) if item.get("answers") else None,
+                "speculative": res.extra.get("speculative"),
             })
         keys = ["visual_tokens_before", "visual_tokens_after", "ttft_ms", "tpot_ms", "prefill_ms",
                 "method_overhead_ms", "greedy_match", "first_token_kl"]
@@ -177,6 +179,10 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None)
                     "max_new_tokens": cfg.max_new_tokens, "attention_backend": bundle.attn_implementation,
                     "dtype": str(bundle.dtype).replace("torch.", "")})
         row["roofline"] = _roofline(bundle, cfg, row, prepared)
+        spec = [p["speculative"] for p in per_item if p.get("speculative")]
+        if spec:  # decode-stage methods: mean of each numeric statistic over the items
+            row["speculative"] = {k: _mean([s.get(k) for s in spec]) for k in spec[0]
+                                  if all(isinstance(s.get(k), (int, float)) or s.get(k) is None for s in spec)}
         rows.append(row)
     return rows
 

@@ -70,7 +70,7 @@ def two_stage_keep(scores: torch.Tensor, k: int, percentage: float | None) -> to
     rest = rest_mask.nonzero().squeeze(1)
     n_uni = k - n_attn
     if n_uni > 0 and rest.numel():
-        uni = rest[torch.linspace(0, rest.numel() - 1, n_uni).long()]
+        uni = rest[torch.linspace(0, rest.numel() - 1, n_uni, dtype=torch.long)]   # as the official code spaces them
         chosen = torch.cat([chosen, uni])
     return torch.sort(chosen).values
 
