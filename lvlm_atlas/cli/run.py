@@ -71,6 +71,9 @@ def run(args) -> int:
     spec = res.extra.get("speculative")
     if spec is not None:
         out["speculative"] = spec
+    report = getattr(method, "report", None) or None   # per-request figures a method reports (e.g. tome)
+    if report is not None:
+        out["method_report"] = report
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -83,6 +86,9 @@ def run(args) -> int:
     print(f"peak memory: {res.peak_memory_bytes / 2**20:.1f} MiB  KV cache: {res.kv_cache_bytes / 2**20:.2f} MiB")
     if spec is not None:
         print(_spec_line(spec))
+    if report is not None:
+        print("method report: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in report.items()))
     if base is not None:
         print(f"agreement with the unmodified model: greedy match {out['greedy_match']:.3f}, "
               f"first-token KL {out['first_token_kl']:.4g}")

@@ -250,3 +250,22 @@ def crop_cache(cache_obj: Cache, length: int) -> None:
         raise ValueError(f"cannot crop a cache of {cache_obj.get_seq_length()} tokens to {length}")
     if remove:
         cache_obj.crop(-remove)
+
+
+# --------------------------------------------------------------------------- vision encoder blocks
+def vision_encoder_layers(adapter: "ModelAdapter") -> nn.ModuleList:
+    """The transformer blocks of a LLaVA-family CLIP vision tower (each: layer_norm1, self_attn with q/k/v
+    projections, layer_norm2, mlp); Qwen's windowed ViT blocks (`visual.blocks`) have another layout."""
+    if adapter.is_qwen:
+        raise UnsupportedModelError("the CLIP block layout is LLaVA-family only; Qwen2-VL's ViT uses visual.blocks")
+    tower = adapter.vision_tower
+    tower = getattr(tower, "vision_model", tower)      # CLIPVisionModel wraps a CLIPVisionTransformer (older releases)
+    return tower.encoder.layers
+
+
+def vision_feature_layer(adapter: "ModelAdapter") -> int:
+    """The hidden-state index (into embeddings + block outputs) whose features feed the projector."""
+    layer = adapter.model.config.vision_feature_layer
+    if not isinstance(layer, int):
+        raise UnsupportedModelError("multi-layer vision features (a list of vision_feature_layer) are not supported")
+    return layer
