@@ -11,7 +11,9 @@ from lvlm_atlas.cli._common import add_model_options, parse_budget, parse_params
 def add_arguments(parser) -> None:
     parser.add_argument("method", help="registered method name (see `atlas list`), or `none`")
     parser.add_argument("--model", default="tiny-llava", help="preset (tiny-llava, llava-1.5-7b@random, ...) or hub id")
-    parser.add_argument("--image", required=True, help="path of the input image")
+    parser.add_argument("--image", default=None, help="path of the input image (or give --video)")
+    parser.add_argument("--video", default=None, help="path of an input video (Qwen2-VL family; needs PyAV)")
+    parser.add_argument("--frames", type=int, default=8, help="video frames sampled uniformly (default 8)")
     parser.add_argument("--prompt", required=True, help="the question / instruction")
     parser.add_argument("--budget", default=None, help="visual tokens kept (e.g. 64) or a fraction (e.g. 0.25)")
     parser.add_argument("--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
@@ -29,9 +31,13 @@ def run(args) -> int:
 
     from lvlm_atlas.methods import harness, presets, registry
 
-    path = Path(args.image)
+    video = getattr(args, "video", None)
+    if (args.image is None) == (video is None):
+        print("error: give exactly one of --image and --video")
+        return 2
+    path = Path(video or args.image)
     if not path.is_file():
-        print(f"error: image {path} does not exist")
+        print(f"error: {'video' if video else 'image'} {path} does not exist")
         return 2
     params = parse_params(args.param)
     budget = parse_budget(args.budget)
@@ -45,7 +51,16 @@ def run(args) -> int:
             print(f"error: {exc}")
             return 2
     bundle = presets.load(args.model, device=args.device, dtype=args.dtype, attn=args.attn)
-    inputs = bundle.inputs(Image.open(path), args.prompt)
+    if video:
+        from lvlm_atlas.methods import video as video_io
+
+        try:
+            inputs = video_io.video_inputs(bundle, video_io.read_frames(path, args.frames), args.prompt)
+        except (NotImplementedError, RuntimeError, ValueError) as exc:
+            print(f"error: {exc}")
+            return 2
+    else:
+        inputs = bundle.inputs(Image.open(path), args.prompt)
     base = None
     if args.compare and method is not None:
         base = harness.greedy_generate(bundle.model, inputs, args.max_new_tokens, bundle.eos_token_id, args.device)
@@ -54,7 +69,8 @@ def run(args) -> int:
         res = harness.generate(bundle.model, inputs, args.max_new_tokens, bundle.eos_token_id, args.device,
                                method=method, session=session, decode=bundle.decode)
     stats = session.last if session is not None else None
-    n_vis = int((inputs["input_ids"] == bundle.model.config.image_token_id).sum())
+    vis_ids = [bundle.model.config.image_token_id] + ([bundle.model.config.video_token_id] if video else [])
+    n_vis = int(sum((inputs["input_ids"] == t).sum() for t in vis_ids))
     out = {
         "answer": bundle.decode(res.tokens),
         "method": args.method, "params": {k: v for k, v in (method.params() if method else {}).items()},
