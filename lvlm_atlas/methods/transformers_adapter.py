@@ -269,3 +269,8 @@ def vision_feature_layer(adapter: "ModelAdapter") -> int:
     if not isinstance(layer, int):
         raise UnsupportedModelError("multi-layer vision features (a list of vision_feature_layer) are not supported")
     return layer
+
+
+def cached_keys(cache_obj: Cache, layer: int) -> torch.Tensor:
+    """(B, kv_heads, T, head_dim) rotary-embedded keys that decoder layer `layer` holds in a DynamicCache."""
+    return cache_obj.layers[layer].keys
