@@ -58,6 +58,7 @@ class DyCoke(Method):
     keep_last_odd_frame: bool = True  # TTM: an unpaired last frame keeps all its tokens
 
     stage: ClassVar[Stage] = Stage.PRE_LLM
+    budget_driven: ClassVar[bool] = False   # the kept count follows from its own parameters
     needs: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self):

@@ -106,6 +106,7 @@ class ToMe(Method):
     prop_attn: bool = True       # proportional attention: log(size) added to the attention logits
 
     stage: ClassVar[Stage] = Stage.VISION
+    budget_driven: ClassVar[bool] = False   # the kept count follows from its own parameters
     needs: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self):
