@@ -191,3 +191,16 @@ def test_cli_run_and_bench(tmp_path, capsys):
     spec = rows[1]
     assert spec["method"] == "specvlm" and spec["greedy_match"] == 1.0
     assert spec["speculative"]["draft_visual_tokens"] == 6 and spec["speculative"]["mean_accepted_length"] >= 1
+
+
+def test_strict_is_lossless_on_video_tokens(tmp_path):
+    pytest.importorskip("av")
+    from lvlm_atlas.methods import video
+
+    b = bundle("tiny-qwen2-vl")
+    clip = video.write_test_video(tmp_path / "c.mp4", num_frames=8)
+    inp = video.video_inputs(b, video.read_frames(clip, 8), "What moves?")
+    base = harness.greedy_generate(b.model, inp, 12, None)
+    res, s = _spec(b, inp, 12, gamma=3)
+    assert res.tokens == base.tokens
+    assert s.speculative["target_visual_tokens"] == 128 and s.speculative["draft_visual_tokens"] == 12

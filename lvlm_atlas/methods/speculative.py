@@ -81,6 +81,15 @@ class SpecStats:
         }
 
 
+def visual_mask(adapter: ModelAdapter, input_ids: torch.Tensor) -> torch.Tensor:
+    """Image tokens, and video tokens on models that have them (Qwen2-VL family)."""
+    mask = input_ids == adapter.image_token_id
+    video = getattr(adapter.model.config, "video_token_id", None)
+    if video is not None:
+        mask = mask | (input_ids == int(video))
+    return mask
+
+
 class _Positions:
     """Position ids of generated tokens: the target's next position after the prompt, plus an offset."""
 
@@ -174,7 +183,7 @@ def speculative_generate(model, inputs: dict, *, gamma: int, keep_fn: Callable[[
     dev = input_ids.device
     stats = SpecStats()
     adapter = ModelAdapter.of(model)
-    stats.target_visual_tokens = int((input_ids == adapter.image_token_id).sum())
+    stats.target_visual_tokens = int(visual_mask(adapter, input_ids).sum())
 
     # --- target prefill (captures the decoder input and attention inputs for the draft's selection) -----
     tcache = DynamicCache(config=model.config.get_text_config())
@@ -215,7 +224,7 @@ def speculative_generate(model, inputs: dict, *, gamma: int, keep_fn: Callable[[
     if keep_seq is None:
         keep_seq = torch.arange(L, device=dev)
     keep_seq = torch.as_tensor(keep_seq, device=dev).long()
-    is_vis = (input_ids[0] == adapter.image_token_id)
+    is_vis = visual_mask(adapter, input_ids[0])
     stats.draft_visual_tokens = int(is_vis[keep_seq].sum()) if keep_seq.numel() else 0
     drafter = model if draft_model is None else draft_model
     dcache = DynamicCache(config=drafter.config.get_text_config())

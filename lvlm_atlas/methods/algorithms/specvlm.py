@@ -35,9 +35,10 @@ def verifier_scores(capture) -> torch.Tensor:
     """(n_visual,) attention each visual token receives from the text after the last visual token, heads and
     query rows averaged, then averaged over the decoder layers (the official `convert_attention_to_score`)."""
     from lvlm_atlas.methods.signals import llm_attention_received
+    from lvlm_atlas.methods.speculative import visual_mask
 
     ids = capture.input_ids[0]
-    is_vis = ids == capture.adapter.image_token_id
+    is_vis = visual_mask(capture.adapter, ids)
     vis = is_vis.nonzero().squeeze(1)
     last = int(vis.max())
     rows = torch.arange(last + 1, ids.numel(), device=ids.device)
@@ -145,8 +146,10 @@ class SpecVLM(Method):
 
     # --- the draft's view of the prompt --------------------------------------------------------------
     def keep_sequence(self, capture) -> torch.Tensor | None:
+        from lvlm_atlas.methods.speculative import visual_mask
+
         ids = capture.input_ids[0]
-        is_vis = ids == capture.adapter.image_token_id
+        is_vis = visual_mask(capture.adapter, ids)
         n = int(is_vis.sum())
         if n == 0:
             return None
