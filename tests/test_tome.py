@@ -190,3 +190,4 @@ def test_cli_run_and_bench_report_tome(tmp_path, capsys):
                  "--out", str(res), "--no-progress"]) == 0
     rows = json.loads(res.read_text())["results"]
     assert rows[1]["method"] == "tome" and rows[1]["visual_tokens_after"] == 60
+    assert rows[1]["method_report"]["encoder_flops_saved"] > 0 and rows[1]["method_report"]["encoder_ms"] > 0

@@ -165,6 +165,7 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None)
                 "greedy_match": agree["greedy_match"], "first_token_kl": agree["first_token_kl"],
                 "correct": exact_match(answer, item["answers"]) if item.get("answers") else None,
                 "speculative": res.extra.get("speculative"),
+                "method_report": dict(getattr(method, "report", None) or {}) or None,
             })
         keys = ["visual_tokens_before", "visual_tokens_after", "ttft_ms", "tpot_ms", "prefill_ms",
                 "method_overhead_ms", "greedy_match", "first_token_kl"]
@@ -179,10 +180,11 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None)
                     "max_new_tokens": cfg.max_new_tokens, "attention_backend": bundle.attn_implementation,
                     "dtype": str(bundle.dtype).replace("torch.", "")})
         row["roofline"] = _roofline(bundle, cfg, row, prepared)
-        spec = [p["speculative"] for p in per_item if p.get("speculative")]
-        if spec:  # decode-stage methods: mean of each numeric statistic over the items
-            row["speculative"] = {k: _mean([s.get(k) for s in spec]) for k in spec[0]
-                                  if all(isinstance(s.get(k), (int, float)) or s.get(k) is None for s in spec)}
+        for key in ("speculative", "method_report"):  # decode-stage statistics, a method's own report (e.g. tome)
+            found = [p[key] for p in per_item if p.get(key)]
+            if found:  # mean of each numeric entry over the items
+                row[key] = {k: _mean([f.get(k) for f in found]) for k in found[0]
+                            if all(isinstance(f.get(k), (int, float)) or f.get(k) is None for f in found)}
         rows.append(row)
     return rows
 
