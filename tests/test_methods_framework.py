@@ -13,7 +13,8 @@ from tests.methods_util import TINY, bundle, hook_count, inputs  # noqa: E402
 
 # token-compression methods; the KV-cache methods (stage kv) are tested in tests/test_kv_methods.py
 # the visual-token methods of this framework (kv / cache / decode methods have their own tests)
-METHODS = [m for m in registry.names() if registry.get(m).stage in (Stage.VISION, Stage.PRE_LLM, Stage.IN_LLM)]
+METHODS = [m for m in registry.names() if registry.get(m).stage in (Stage.VISION, Stage.PRE_LLM, Stage.IN_LLM)
+           and getattr(registry.get(m), "budget_driven", True)]   # tome / dycoke are set by ratios, not a budget
 BUDGET = 8
 
 
@@ -226,7 +227,7 @@ def test_in_llm_layer_out_of_range_is_rejected_and_leaves_no_hooks():
 def test_stage_declarations():
     stages = {m: registry.get(m).stage for m in METHODS}
     assert stages["fastv"] == Stage.IN_LLM and stages["visionzip"] == Stage.VISION
-    assert {s.value for s in Stage} == {"vision", "pre_llm", "in_llm", "kv"}
+    assert {s.value for s in Stage} == {"vision", "pre_llm", "in_llm", "kv", "decode"}
 
 
 def test_qwen2_5_window_order_is_undone_for_vision_signals():

@@ -6,7 +6,7 @@ or each other. The card file name is the method's registry name. Fields:
 
 - ``name``: the registry name (``[a-z0-9_]+``), equal to the file name.
 - ``label``: the display name (e.g. ``SnapKV``); ``paper``: the catalog id of the paper it implements.
-- ``stage``: where it acts (``vision``, ``pre_llm``, ``in_llm``, ``kv``; see lvlm_atlas/methods/stages.py).
+- ``stage``: where it acts (``vision``, ``pre_llm``, ``in_llm``, ``kv``, ``decode``; see lvlm_atlas/methods/stages.py).
 - ``signal`` / ``summary``: what it scores with, and its rule in one or two sentences (our words).
 - ``attention_backends``, ``batch``, ``models``: what it supports (model types as transformers names them).
 - ``parameters``: name, type, default (the paper's / official code's default), description.
@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 # can list and run its methods without a checkout.
 CARDS_DIR = Path(__file__).resolve().parent.parent / "methods" / "cards"
 
-STAGES = ("vision", "pre_llm", "in_llm", "kv")
+STAGES = ("vision", "pre_llm", "in_llm", "kv", "decode")
 
 
 class _Strict(BaseModel):
@@ -77,7 +77,7 @@ class MethodCard(_Strict):
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     label: str
     paper: str | None = None
-    stage: Literal["vision", "pre_llm", "in_llm", "kv"]
+    stage: Literal["vision", "pre_llm", "in_llm", "kv", "decode"]
     signal: str
     summary: str
     attention_backends: list[str]

@@ -138,9 +138,10 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None,
                                               it["question"]), cfg.batch) for it in cfg.items]
     eos = bundle.eos_token_id
 
-    def once(inputs, compiled: bool = False):
-        return harness.greedy_generate(bundle.model, inputs, cfg.max_new_tokens, eos, cfg.device,
-                                       compile=cfg.compile if compiled else None)
+    def once(inputs, method=None, session=None):
+        # the unmodified model's decode can run compiled (static cache); decode-stage methods use their own loop
+        return harness.generate(bundle.model, inputs, cfg.max_new_tokens, eos, cfg.device, method=method,
+                                session=session, decode=bundle.decode, compile=cfg.compile if method is None else None)
 
     baselines = [once(inp) for inp in prepared]
     rows = []
@@ -157,7 +158,7 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None,
             for r in range(cfg.warmup + cfg.repeats):
                 ctx = method.apply(bundle.model) if method is not None else contextlib.nullcontext()
                 with ctx as session:
-                    res = once(inp, compiled=method is None)
+                    res = once(inp, method, session)
                 if r >= cfg.warmup:
                     runs.append((res, session.last if session is not None else None))
                 if progress:
@@ -177,6 +178,8 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None,
                 "kv_cache_bytes": res.kv_cache_bytes,
                 "greedy_match": agree["greedy_match"], "first_token_kl": agree["first_token_kl"],
                 "correct": exact_match(answer, item["answers"]) if item.get("answers") else None,
+                "speculative": res.extra.get("speculative"),
+                "method_report": dict(getattr(method, "report", None) or {}) or None,
             })
         keys = ["visual_tokens_before", "visual_tokens_after", "ttft_ms", "tpot_ms", "prefill_ms",
                 "method_overhead_ms", "greedy_match", "first_token_kl"]
@@ -197,6 +200,11 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None,
             with ctx:
                 row["profile"] = harness.profile_request(bundle.model, prepared[0], cfg.max_new_tokens, cfg.device)
         row["roofline"] = _roofline(bundle, cfg, row, prepared)
+        for key in ("speculative", "method_report"):  # decode-stage statistics, a method's own report (e.g. tome)
+            found = [p[key] for p in per_item if p.get(key)]
+            if found:  # mean of each numeric entry over the items
+                row[key] = {k: _mean([f.get(k) for f in found]) for k in found[0]
+                            if all(isinstance(f.get(k), (int, float)) or f.get(k) is None for f in found)}
         rows.append(row)
     return rows
 

@@ -227,3 +227,14 @@ def agreement(base: GenerationResult, other: GenerationResult) -> dict:
     kl = F.kl_div(F.log_softmax(other.first_logits, -1), F.log_softmax(base.first_logits, -1),
                   log_target=True, reduction="sum")
     return {"greedy_match": same / n if n else 1.0, "first_token_kl": max(0.0, float(kl))}
+
+
+def generate(model, inputs: dict, max_new_tokens: int = 16, eos_token_id: int | None = None, device: str = "cpu",
+             method=None, session=None, decode=None, compile: str | None = None) -> GenerationResult:
+    """`greedy_generate`, or the method's own loop when it is a `decode`-stage method (speculative decoding).
+
+    Call it inside `with method.apply(model) as session` and pass both; `decode` (ids -> text) is the
+    tokenizer's, for methods that look at token text (specvlm's lexical verification)."""
+    if method is not None and getattr(getattr(method, "stage", None), "value", None) == "decode":
+        return method.generate(model, inputs, max_new_tokens, eos_token_id, device, decode=decode, session=session)
+    return greedy_generate(model, inputs, max_new_tokens, eos_token_id, device, compile=compile)

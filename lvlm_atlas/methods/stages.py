@@ -9,6 +9,7 @@ class Stage(str, Enum):
     PRE_LLM = "pre_llm"    # on the merged input embeddings, before the first decoder layer
     IN_LLM = "in_llm"      # inside the decoder, at the input of chosen layers
     KV = "kv"              # on the KV cache: what is kept, merged or quantised after prefill and while decoding
+    DECODE = "decode"      # the decoding loop itself (e.g. speculative decoding: draft + one-pass verification)
 
     @property
     def prunes_before_llm(self) -> bool:

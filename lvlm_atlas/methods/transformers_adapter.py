@@ -246,3 +246,41 @@ class ModelAdapter:
                 m = cfg.vision_config.spatial_merge_size
                 grids = [(int(t) * int(h) // m, int(w) // m) for t, h, w in thw.tolist()]
         return TokenLayout.from_input_ids(input_ids, self.image_token_id, grids)
+
+
+# --------------------------------------------------------------------------- cache rollback
+def crop_cache(cache_obj: Cache, length: int) -> None:
+    """Drop every cached position from `length` on (speculative decoding: keep only accepted tokens).
+
+    `Cache.crop` took the final length before transformers 5.2x and takes minus the tokens to remove since; a
+    negative argument removes that many tokens under both readings (and 0 must never be passed: the old
+    reading would empty the cache)."""
+    remove = int(cache_obj.get_seq_length()) - int(length)
+    if remove < 0:
+        raise ValueError(f"cannot crop a cache of {cache_obj.get_seq_length()} tokens to {length}")
+    if remove:
+        cache_obj.crop(-remove)
+
+
+# --------------------------------------------------------------------------- vision encoder blocks
+def vision_encoder_layers(adapter: "ModelAdapter") -> nn.ModuleList:
+    """The transformer blocks of a LLaVA-family CLIP vision tower (each: layer_norm1, self_attn with q/k/v
+    projections, layer_norm2, mlp); Qwen's windowed ViT blocks (`visual.blocks`) have another layout."""
+    if adapter.is_qwen:
+        raise UnsupportedModelError("the CLIP block layout is LLaVA-family only; Qwen2-VL's ViT uses visual.blocks")
+    tower = adapter.vision_tower
+    tower = getattr(tower, "vision_model", tower)      # CLIPVisionModel wraps a CLIPVisionTransformer (older releases)
+    return tower.encoder.layers
+
+
+def vision_feature_layer(adapter: "ModelAdapter") -> int:
+    """The hidden-state index (into embeddings + block outputs) whose features feed the projector."""
+    layer = adapter.model.config.vision_feature_layer
+    if not isinstance(layer, int):
+        raise UnsupportedModelError("multi-layer vision features (a list of vision_feature_layer) are not supported")
+    return layer
+
+
+def cached_keys(cache_obj: Cache, layer: int) -> torch.Tensor:
+    """(B, kv_heads, T, head_dim) rotary-embedded keys that decoder layer `layer` holds in a DynamicCache."""
+    return cache_obj.layers[layer].keys

@@ -1,0 +1,257 @@
+"""ToMe (Token Merging, Bolya et al., ICLR 2023) inside LLaVA's CLIP vision tower.
+
+In every vision block, between the attention and the MLP, `r` tokens are merged by bipartite soft
+matching on the attention keys (heads averaged): the tokens are split alternately into sets A and B, each
+A token's most similar B token (cosine) is its edge, the `r` strongest edges are merged (A token into its
+B partner, size-weighted average), the CLS token is never merged. Token sizes (how many patches a token
+stands for) are carried along and added as log(size) to the attention logits (proportional attention).
+Later blocks therefore run on fewer tokens.
+
+The LLM input: transformers scatters exactly one feature per image-token position, so the tower's
+hidden states are unmerged at its output (every patch gets its group's feature), and the pre-LLM step
+(`select`) keeps one representative per group (its first patch in raster order, with that patch's
+position id): the LLM receives the merged token count.
+
+Hook placement (module boundaries only): the block's `layer_norm2` input is merged, the MLP output is
+unmerged back to the block's residual shape, and the block output is merged again with the same weights;
+size-weighted averaging of (x_i + mlp(x'_g)) over a group is exactly x'_g + mlp(x'_g), i.e. the
+official block, with the MLP run on the merged tokens.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+
+from lvlm_atlas.methods.base import Method, PrefillContext, Selection
+from lvlm_atlas.methods.registry import register
+from lvlm_atlas.methods.stages import Stage
+
+
+def bipartite_merge_map(metric: torch.Tensor, r: int, class_token: bool = True) -> tuple[torch.Tensor, int, int]:
+    """ToMe's bipartite soft matching as a map: (dest (B, N) output index of every token, N_out, r used).
+
+    Output order follows the official merge: the unmerged A tokens (sorted by index when there is a class
+    token), then all B tokens in order.
+    """
+    b, n, _ = metric.shape
+    protected = 1 if class_token else 0
+    r = min(int(r), (n - protected) // 2)
+    dev = metric.device
+    if r <= 0:
+        return torch.arange(n, device=dev).expand(b, n), n, 0
+    m = metric / metric.norm(dim=-1, keepdim=True)
+    a, bb = m[..., ::2, :], m[..., 1::2, :]
+    scores = a @ bb.transpose(-1, -2)
+    if class_token:
+        scores[..., 0, :] = -math.inf
+    node_max, node_idx = scores.max(dim=-1)                      # (B, Na)
+    edge_idx = node_max.argsort(dim=-1, descending=True)          # (B, Na)
+    unm_idx = edge_idx[..., r:]
+    src_idx = edge_idx[..., :r]
+    if class_token:
+        unm_idx = unm_idx.sort(dim=-1).values
+    na, nb = a.shape[1], bb.shape[1]
+    n_unm = na - r
+    dest_a = torch.empty(b, na, dtype=torch.long, device=dev)
+    dest_a.scatter_(1, unm_idx, torch.arange(n_unm, device=dev).expand(b, n_unm))
+    dest_a.scatter_(1, src_idx, n_unm + node_idx.gather(1, src_idx))
+    dest = torch.empty(b, n, dtype=torch.long, device=dev)
+    dest[:, ::2] = dest_a
+    dest[:, 1::2] = n_unm + torch.arange(nb, device=dev)
+    return dest, n_unm + nb, r
+
+
+def merge_wavg(x: torch.Tensor, size: torch.Tensor, dest: torch.Tensor, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Size-weighted average of the tokens of each group: (B, N, C) -> (B, n_out, C), and the summed sizes."""
+    b, n, c = x.shape
+    xs = torch.zeros(b, n_out, c, dtype=torch.float32, device=x.device)
+    xs.scatter_add_(1, dest.unsqueeze(-1).expand(b, n, c), (x.float() * size.float()))
+    ss = torch.zeros(b, n_out, 1, dtype=torch.float32, device=x.device)
+    ss.scatter_add_(1, dest.unsqueeze(-1), size.float())
+    return (xs / ss).to(x.dtype), ss.to(size.dtype)
+
+
+def unmerge(x: torch.Tensor, dest: torch.Tensor) -> torch.Tensor:
+    """Every token of the pre-merge sequence gets its group's vector: (B, n_out, C) -> (B, N, C)."""
+    return x.gather(1, dest.unsqueeze(-1).expand(*dest.shape, x.shape[-1]))
+
+
+def block_flops(n_in: int, r: int, hidden: int, inter: int) -> float:
+    """One CLIP block (multiply-add = 2 FLOPs): q/k/v/out projections and attention on n_in tokens, MLP on n_in - r."""
+    return 2.0 * n_in * 4 * hidden * hidden + 4.0 * hidden * n_in * n_in + 2.0 * (n_in - r) * 2 * hidden * inter
+
+
+@dataclass
+class _TowerState:
+    size: torch.Tensor | None = None
+    groups: torch.Tensor | None = None         # (B, N0): current index of every original token
+    dest: torch.Tensor | None = None
+    n_out: int = 0
+    old_size: torch.Tensor | None = None
+    metric: torch.Tensor | None = None
+    maps: list = field(default_factory=list)   # per block output: groups (B, N0)
+    tokens_in: list = field(default_factory=list)
+    merged: list = field(default_factory=list)
+    t0: float = 0.0
+
+
+@register("tome")
+@dataclass
+class ToMe(Method):
+    r: int = 8                   # tokens merged per vision block (capped at half the mergeable tokens)
+    prop_attn: bool = True       # proportional attention: log(size) added to the attention logits
+
+    stage: ClassVar[Stage] = Stage.VISION
+    budget_driven: ClassVar[bool] = False   # the kept count follows from its own parameters
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def __post_init__(self):
+        if self.budget is not None:
+            raise ValueError("tome is set by r (tokens merged per vision block); the visual-token count follows "
+                             "from it, so leave budget unset (atlas bench: --budgets none)")
+        if int(self.r) < 0:
+            raise ValueError(f"r must be >= 0, got {self.r}")
+        self._state = _TowerState()
+        self._keep: torch.Tensor | None = None
+        self.report: dict = {}
+
+    # --- hooks ------------------------------------------------------------------------------------------
+    def install(self, session) -> None:
+        from lvlm_atlas.methods.transformers_adapter import vision_encoder_layers, vision_feature_layer
+
+        adapter = session.adapter
+        if adapter.family != "llava":
+            raise NotImplementedError(f"tome is implemented for LLaVA's CLIP tower (got {adapter.family})")
+        self._feature_layer = vision_feature_layer(adapter)
+        layers = vision_encoder_layers(adapter)
+        self._n_layers = len(layers)
+        cfg = adapter.model.config.vision_config
+        self._dims = (int(cfg.hidden_size), int(cfg.intermediate_size), int(cfg.num_attention_heads))
+        tower = adapter.vision_tower
+        session.add_forward_pre_hook(tower, self._tower_start)
+        session.add_forward_hook(tower, self._tower_end, with_kwargs=True)
+        for layer in layers:
+            session.add_forward_pre_hook(layer, self._block_start)
+            session.add_forward_hook(layer.self_attn.k_proj, self._keys)
+            session.add_forward_pre_hook(layer.layer_norm2, self._merge_mid, with_kwargs=False)
+            session.add_forward_hook(layer.mlp, self._unmerge_mlp)
+            # prepended: transformers records hidden states with its own forward hooks; they must see the merged output
+            session.add_cleanup(layer.register_forward_hook(self._merge_out, prepend=True).remove)
+        session.add_cleanup(self._reset_budget)
+
+    def _reset_budget(self) -> None:
+        self.budget = None
+
+    def _tower_start(self, module, args, kwargs):
+        self._state = _TowerState()
+        self.budget = None
+        self._state.t0 = time.perf_counter()
+        return None
+
+    def _block_start(self, module, args, kwargs):
+        st = self._state
+        hidden = args[0] if args else kwargs["hidden_states"]
+        st.tokens_in.append(int(hidden.shape[1]))
+        if st.groups is None:
+            st.groups = torch.arange(hidden.shape[1], device=hidden.device).expand(hidden.shape[0], -1)
+        if self.prop_attn and st.size is not None:
+            bias = st.size.log()[:, None, None, :, 0].to(hidden.dtype)      # (B, 1, 1, N)
+            if len(args) > 1:
+                args = (args[0], bias) + tuple(args[2:])
+            else:
+                kwargs["attention_mask"] = bias
+            return args, kwargs
+        return None
+
+    def _keys(self, module, args, output):
+        b, n, c = output.shape
+        heads = self._dims[2]
+        self._state.metric = output.view(b, n, heads, c // heads).mean(2)      # keys averaged over heads
+        return None
+
+    def _merge_mid(self, module, args):
+        st = self._state
+        x = args[0]
+        st.dest = None
+        if self.r <= 0:
+            return None
+        dest, n_out, r = bipartite_merge_map(st.metric, self.r, class_token=True)
+        st.merged.append(r)
+        if r == 0:
+            return None
+        size = st.size if st.size is not None else torch.ones_like(x[..., :1])
+        st.dest, st.n_out, st.old_size = dest, n_out, size
+        merged, st.size = merge_wavg(x, size, dest, n_out)
+        return (merged,)
+
+    def _unmerge_mlp(self, module, args, output):
+        st = self._state
+        if st.dest is None:
+            return None
+        return unmerge(output, st.dest)
+
+    def _merge_out(self, module, args, output):
+        st = self._state
+        if st.dest is None:
+            if st.groups is not None:
+                st.maps.append(st.groups)
+                if len(st.merged) < len(st.tokens_in):
+                    st.merged.append(0)
+            return None
+        out, _ = merge_wavg(output, st.old_size, st.dest, st.n_out)
+        st.groups = st.dest.gather(1, st.groups)
+        st.maps.append(st.groups)
+        st.dest = None
+        return out
+
+    def _tower_end(self, module, args, kwargs, output):
+        st = self._state
+        hs = getattr(output, "hidden_states", None)
+        if hs is not None:
+            fixed = []
+            for i, h in enumerate(hs):
+                if h is not None and i >= 1 and h.shape[1] != st.maps[i - 1].shape[1]:
+                    h = unmerge(h, st.maps[i - 1])
+                fixed.append(h)
+            output.hidden_states = tuple(fixed)
+        if st.maps and output.last_hidden_state.shape[1] != st.maps[-1].shape[1]:
+            output.last_hidden_state = unmerge(output.last_hidden_state, st.maps[-1])
+        if output.last_hidden_state.device.type == "cuda":
+            torch.cuda.synchronize(output.last_hidden_state.device)
+        enc_s = time.perf_counter() - st.t0
+        # groups at the layer whose features feed the projector (index into embeddings + block outputs)
+        n_hidden = self._n_layers + 1
+        idx = self._feature_layer % n_hidden
+        groups = st.maps[idx - 1] if idx >= 1 and st.maps else None
+        keep = []
+        n0 = st.tokens_in[0] if st.tokens_in else 0
+        if groups is not None:
+            for b in range(groups.shape[0]):
+                g = groups[b, 1:]                                            # patches (CLS dropped)
+                first = torch.full((int(g.max()) + 1,), g.numel(), dtype=torch.long, device=g.device)
+                first.scatter_reduce_(0, g, torch.arange(g.numel(), device=g.device), reduce="amin")
+                reps = first[first < g.numel()]
+                keep.append(torch.sort(reps).values + b * (n0 - 1))
+        self._keep = torch.cat(keep) if keep else None
+        n_patches = groups.shape[0] * (n0 - 1) if groups is not None else 0
+        if self._keep is not None and self._keep.numel() < n_patches:
+            self.budget = int(self._keep.numel())
+        hidden, inter, _ = self._dims
+        merged = st.merged + [0] * (len(st.tokens_in) - len(st.merged))
+        flops = sum(block_flops(n, r, hidden, inter) for n, r in zip(st.tokens_in, merged))
+        base = len(st.tokens_in) * block_flops(n0, 0, hidden, inter)
+        self.report = {"encoder_ms": enc_s * 1000, "encoder_flops": flops, "encoder_flops_baseline": base,
+                       "encoder_flops_saved": (1 - flops / base) if base else 0.0,
+                       "tokens_per_block": list(st.tokens_in), "merged_per_block": merged,
+                       "visual_tokens_to_llm": int(self._keep.numel()) if self._keep is not None else None}
+        return output
+
+    # --- pre-LLM: one representative per group ---------------------------------------------------------
+    def select(self, ctx: PrefillContext) -> Selection:
+        if self._keep is None or self._keep.numel() != ctx.keep:
+            raise RuntimeError("tome: the vision tower did not run through the ToMe hooks for this request")
+        return Selection(keep=self._keep.to(ctx.inputs_embeds.device))

@@ -1,0 +1,193 @@
+"""ToMe in LLaVA's CLIP tower: r=0 is the baseline exactly; the merge map, size-weighted merging and
+proportional attention against naive loops; a hooked block equals the official ToMe block; the LLM gets
+one token per group at the group's first patch position."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from lvlm_atlas.methods import harness, registry  # noqa: E402
+from lvlm_atlas.methods.algorithms.tome import bipartite_merge_map, merge_wavg, unmerge  # noqa: E402
+from lvlm_atlas.methods.transformers_adapter import ModelAdapter, vision_encoder_layers  # noqa: E402
+from tests.methods_util import bundle, inputs, noise_image  # noqa: E402
+
+
+def _naive_merge(x, size, metric, r):
+    """The official bipartite soft matching + merge_wavg, written with Python loops (batch 1, class token)."""
+    n = x.shape[0]
+    r = min(r, (n - 1) // 2)
+    m = [metric[i] / metric[i].norm() for i in range(n)]
+    A, B = list(range(0, n, 2)), list(range(1, n, 2))
+    best = []
+    for ai, a in enumerate(A):
+        sims = [float(m[a] @ m[b]) for b in B]
+        if ai == 0:
+            sims = [-math.inf] * len(B)
+        j = max(range(len(B)), key=lambda t: sims[t])
+        best.append((sims[j], ai, j))
+    order = sorted(range(len(A)), key=lambda ai: -best[ai][0])
+    src = set(order[:r])
+    unm = sorted(ai for ai in range(len(A)) if ai not in src)
+    groups = {j: [B[j]] for j in range(len(B))}
+    for ai in src:
+        groups[best[ai][2]].append(A[ai])
+    rows, sizes = [], []
+    for ai in unm:
+        rows.append(x[A[ai]])
+        sizes.append(size[A[ai]])
+    for j in range(len(B)):
+        members = groups[j]
+        w = sum(float(size[t]) for t in members)
+        rows.append(sum(x[t] * float(size[t]) for t in members) / w)
+        sizes.append(torch.tensor([w]))
+    return torch.stack(rows), torch.stack(sizes).reshape(-1, 1)
+
+
+def test_merge_map_and_weighted_merge_match_a_naive_loop():
+    g = torch.Generator().manual_seed(0)
+    for n, r in [(65, 8), (65, 32), (33, 5), (10, 100)]:
+        x = torch.randn(n, 6, generator=g)
+        metric = torch.randn(n, 4, generator=g)
+        size = torch.randint(1, 4, (n, 1), generator=g).float()
+        dest, n_out, used = bipartite_merge_map(metric[None], r)
+        assert used == min(r, (n - 1) // 2) and n_out == n - used
+        got, got_size = merge_wavg(x[None], size[None], dest, n_out)
+        want, want_size = _naive_merge(x, size, metric, r)
+        torch.testing.assert_close(got[0], want, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got_size[0], want_size)
+        assert int(dest[0, 0]) == 0                                    # the class token stays first, alone
+        assert torch.equal(unmerge(got, dest)[0, 0], got[0, 0])
+
+
+def test_proportional_attention_matches_a_naive_loop():
+    b = bundle("tiny-llava")
+    attn = vision_encoder_layers(ModelAdapter.of(b.model))[0].self_attn
+    g = torch.Generator().manual_seed(1)
+    n, c = 9, attn.embed_dim
+    x = torch.randn(1, n, c, generator=g)
+    size = torch.randint(1, 5, (1, n, 1), generator=g).float()
+    out, _ = attn(x, attention_mask=size.log()[:, None, None, :, 0])
+    q = attn.q_proj(x)[0].view(n, attn.num_heads, -1)
+    k = attn.k_proj(x)[0].view(n, attn.num_heads, -1)
+    v = attn.v_proj(x)[0].view(n, attn.num_heads, -1)
+    rows = []
+    for i in range(n):
+        heads = []
+        for h in range(attn.num_heads):
+            logits = [float(q[i, h] @ k[j, h]) * attn.scale + math.log(float(size[0, j, 0])) for j in range(n)]
+            mx = max(logits)
+            w = [math.exp(t - mx) for t in logits]
+            s = sum(w)
+            heads.append(sum(v[j, h] * (w[j] / s) for j in range(n)))
+        rows.append(torch.cat(heads))
+    want = attn.out_proj(torch.stack(rows))
+    torch.testing.assert_close(out[0], want, atol=1e-5, rtol=1e-5)
+
+
+def test_r_zero_is_the_baseline_exactly():
+    b = bundle("tiny-llava")
+    inp = inputs(b)
+    base = b.model(**inp).logits
+    m = registry.create("tome", r=0)
+    with m.apply(b.model) as s:
+        out = b.model(**inp).logits
+    assert torch.equal(out, base) and s.last.visual_after == 64
+    assert m.report["encoder_flops_saved"] == 0.0
+
+
+def _naive_tome_tower(model, inp, r):
+    """The official ToMe forward of the CLIP tower (blocks written out from their submodules)."""
+    adapter = ModelAdapter.of(model)
+    tower = adapter.vision_tower
+    layers = vision_encoder_layers(adapter)
+    x = tower.pre_layrnorm(tower.embeddings(inp["pixel_values"]))
+    size = None
+    outs = [x]
+    for layer in layers:
+        h = layer.layer_norm1(x)
+        bias = None if size is None else size.log()[:, None, None, :, 0]
+        a, _ = layer.self_attn(h, attention_mask=bias)
+        x = x + a
+        k = layer.self_attn.k_proj(h)
+        metric = k.view(*k.shape[:2], layer.self_attn.num_heads, -1).mean(2)
+        xm, sm = _naive_merge(x[0], (size[0] if size is not None else torch.ones(x.shape[1], 1)), metric[0], r)
+        x, size = xm[None], sm[None]
+        x = x + layer.mlp(layer.layer_norm2(x))
+        outs.append(x)
+    return outs
+
+
+def test_hooked_blocks_equal_the_official_tome_block():
+    b = bundle("tiny-llava")
+    inp = inputs(b)
+    r = 8
+    want = _naive_tome_tower(b.model, inp, r)
+    m = registry.create("tome", r=r)
+    got = {}
+    tower = ModelAdapter.of(b.model).vision_tower
+    with m.apply(b.model):
+        h = tower.register_forward_hook(lambda mod, args, out: got.setdefault("out", out))
+        try:
+            tower(inp["pixel_values"], output_hidden_states=True)
+        finally:
+            h.remove()
+    hs = got["out"].hidden_states
+    maps = m._state.maps
+    for i in (1, 2):
+        # the tower's outputs are unmerged to the 65 patch slots; re-merge with the groups to compare
+        assert hs[i].shape[1] == 65
+        groups = maps[i - 1][0]
+        merged = torch.zeros(1, int(groups.max()) + 1, hs[i].shape[-1])
+        merged[0, groups] = hs[i][0]
+        torch.testing.assert_close(merged, want[i], atol=1e-5, rtol=1e-5)
+    assert m.report["tokens_per_block"] == [65, 57] and m.report["merged_per_block"] == [8, 8]
+
+
+def test_llm_gets_one_token_per_group_at_its_first_patch():
+    b = bundle("tiny-llava")
+    inp = inputs(b)
+    m = registry.create("tome", r=8)
+    with m.apply(b.model) as s:
+        res = harness.greedy_generate(b.model, inp, max_new_tokens=4)
+    assert len(res.tokens) == 4
+    # LLaVA feeds the penultimate hidden state (block 0's output here): 65 - 8 tokens, CLS dropped -> 56
+    assert s.last.visual_before == 64 and s.last.visual_after == 56 == m.report["visual_tokens_to_llm"]
+    groups = m._state.maps[0][0, 1:] - 1                     # patch -> group (CLS is group 0)
+    reps = sorted(int((groups == g).nonzero().min()) for g in groups.unique())
+    layout = ModelAdapter.of(b.model).layout(inp["input_ids"], {})
+    kept_positions = s.last.kept["pre_llm"].tolist()
+    assert kept_positions == layout.visual_index[reps].tolist()
+    assert m.report["encoder_flops_saved"] > 0 and m.report["encoder_ms"] > 0
+    assert m.budget is None                                  # the per-request count does not leak out
+
+
+def test_tome_rejects_budgets_and_other_families():
+    with pytest.raises(ValueError, match="budget"):
+        registry.create("tome", budget=32)
+    b = bundle("tiny-qwen2-vl")
+    with pytest.raises(NotImplementedError, match="LLaVA"):
+        with registry.create("tome").apply(b.model):
+            pass
+
+
+def test_cli_run_and_bench_report_tome(tmp_path, capsys):
+    from lvlm_atlas.__main__ import main
+
+    img = tmp_path / "x.png"
+    noise_image(0).save(img)
+    assert main(["run", "tome", "--model", "tiny-llava", "--image", str(img), "--prompt", "What?",
+                 "--max-new-tokens", "3", "--param", "r=4"]) == 0
+    out = capsys.readouterr().out
+    assert "visual tokens: 64 -> 60" in out and "encoder_flops_saved" in out
+    res = tmp_path / "r.json"
+    assert main(["bench", "--methods", "tome", "--models", "tiny-llava", "--budgets", "none", "--n", "1",
+                 "--repeats", "1", "--warmup", "0", "--max-new-tokens", "2", "--param", "tome.r=4",
+                 "--out", str(res), "--no-progress"]) == 0
+    rows = json.loads(res.read_text())["results"]
+    assert rows[1]["method"] == "tome" and rows[1]["visual_tokens_after"] == 60
+    assert rows[1]["method_report"]["encoder_flops_saved"] > 0 and rows[1]["method_report"]["encoder_ms"] > 0
