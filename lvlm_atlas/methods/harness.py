@@ -29,6 +29,13 @@ class GenerationResult:
     extra: dict = field(default_factory=dict)
 
 
+def _sync(device) -> None:
+    """Wait for the device. Only for loops whose rule needs host decisions every round (speculative
+    decoding reads how many draft tokens were accepted); greedy_generate never calls it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class _Clock:
     """Marks points in time without stopping the device: CUDA events on a GPU (read once at the end),
     `time.perf_counter` on a CPU (where every operation has finished when it returns)."""
