@@ -140,7 +140,9 @@ def test_cli_enrich_finishes_when_one_papers_references_404(tmp_path, monkeypatc
     from lvlm_atlas.enrich.runner import enrich
 
     monkeypatch.setattr(cli_enrich, "catalog_or_report", lambda: CAT3)
-    monkeypatch.setattr(cli_enrich, "enrich", functools.partial(
+    import lvlm_atlas.enrich.runner as runner_mod
+
+    monkeypatch.setattr(runner_mod, "enrich", functools.partial(
         enrich, store_path=tmp_path / "s2.json", state_path=tmp_path / "run.json",
         suggestions_path=tmp_path / "suggestions.md"))
     with running(three(FakeS2(), b_fails=True)) as fake:

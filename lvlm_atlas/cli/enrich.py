@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     try:   # the network client lives in the 'ingest' extra; `atlas --help` must work without it
         from lvlm_atlas.enrich.client import RateLimiter, S2Client, S2Error
-        from lvlm_atlas.enrich.runner import enrich
+        from lvlm_atlas.enrich import runner
     except ImportError as exc:
         print(f"error: atlas enrich needs the 'ingest' extra ({exc.name} is missing); "
               "write: pip install 'lvlm-atlas[ingest]'", file=sys.stderr)
@@ -43,7 +43,7 @@ def run(args) -> int:
                       limiter=RateLimiter(min_interval=1.0 / args.rate),
                       log=lambda m: print(m, file=sys.stderr))
     try:
-        out = asyncio.run(enrich(catalog, client, only=args.only, refresh_references=args.refresh_references,
+        out = asyncio.run(runner.enrich(catalog, client, only=args.only, refresh_references=args.refresh_references,
                                  log=lambda m: print(m, file=sys.stderr)))
     except (S2Error, StoreError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
