@@ -9,6 +9,7 @@ modules on first use, which registers every built-in method. Plug-ins from other
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import pkgutil
 import re
@@ -83,8 +84,9 @@ def card_path(name: str):
     return CARDS_DIR / f"{name}.yaml"
 
 
+@functools.cache
 def load_card(name: str) -> MethodCard:
-    """The validated method card of `name` (no torch)."""
+    """The validated method card of `name` (no torch); read once per process (sweeps ask per job)."""
     path = card_path(name)
     if not path.exists():
         raise FileNotFoundError(f"no method card for {name!r} at {path}")

@@ -131,14 +131,11 @@ def relative(row: Row, base: Row | None) -> float | None:
     return 100.0 * sum(row.score[k] / b[k] for k in keys) / len(keys)
 
 
-def _num(v: float | None, digits: int = 1) -> str:
-    if v is None:
-        return "–"
-    return f"{v:.{digits}f}" if not float(v).is_integer() or digits == 0 else f"{v:g}"
-
-
 def _cell(v: float | None) -> str:
-    return f'<td data-sort="{"" if v is None else v}">{_num(v) if v is None or not float(v).is_integer() else f"{v:g}"}</td>'
+    """A sortable cell: whole numbers as printed, others with one decimal, '–' when absent."""
+    if v is None:
+        return '<td data-sort="">–</td>'
+    return f'<td data-sort="{v}">{v:g}</td>' if float(v).is_integer() else f'<td data-sort="{v}">{v:.1f}</td>'
 
 
 def _source_link(ctx: RenderContext, row: Row) -> str:
