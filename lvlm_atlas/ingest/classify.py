@@ -14,24 +14,33 @@ catalog papers and neighbours, corrected by explicit wording (e.g. "training-fre
 """
 from __future__ import annotations
 
+import math
+
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lvlm_atlas.catalog.models import Paper
 from lvlm_atlas.catalog.taxonomy import Taxonomy
-from lvlm_atlas.ingest.text import TfIdf, Vector, add_into, cosine, matched_terms, normalised
+from lvlm_atlas.ingest.text import TfIdf, Vector, add_into, cosine, features, matched_terms, normalised
 
 K_NEIGHBOURS = 7
 W_PROTOTYPE, W_NEIGHBOURS, W_TERMS = 0.2, 0.7, 0.6
 # Below this relative lead of the chosen stage, the reasons flag the stage as uncertain. At 0.15 about the
 # least certain tenth of the catalog is flagged (measured on the tuning half, leave-one-out).
 UNCERTAIN_STAGE_MARGIN = 0.15
+CUE_SHARE = 0.4         # one matched cue phrase counts this much of a query term (two terms saturate)
 W_TITLE = 0.8            # a title cue of a node (e.g. '*bench' for benchmarks) adds this to the node's subtree
 ANCESTOR_SHARE = 0.5  # a paper on a child node also counts, at this weight, for the parent's prototype
 ANCESTOR_VOTE = 0.3        # a neighbour's vote for a node also goes, at this weight, to the node's ancestors
 K_STAGE = 7              # neighbours consulted for the stage
 STAGE_ANCESTOR_VOTE = 0.6  # the same when choosing the stage (so votes spread over a subtree add up)
+# The stage choice also hears a word-count vote: a multinomial naive Bayes over the words and word pairs of
+# the title (counted twice) and body, trained on the catalog's primary stages. Its posterior, times this
+# weight, is added to each stage's score divided by the best stage score. Tuned on half A (leave-one-out).
+W_STAGE_BAYES = 0.2
+BAYES_ALPHA = 0.3          # additive smoothing of the word counts
+BAYES_TITLE_REPEAT = 2
 
 # Defaults per node prefix when the node's own catalog papers say nothing (longest prefix wins).
 # They follow the survey's tables: token compression is compute-bound, KV methods memory-bound, etc.
@@ -165,6 +174,42 @@ class Classification:
         return out
 
 
+class StageBayes:
+    """Multinomial naive Bayes over word and word-pair presence, one class per stage (and 'resources')."""
+
+    def __init__(self, examples: Sequence[Example], alpha: float = BAYES_ALPHA):
+        self.alpha = alpha
+        self.counts: dict[str, Counter] = defaultdict(Counter)
+        self.docs: Counter = Counter()
+        for ex in examples:
+            stage = stage_of(ex.primary)
+            self.docs[stage] += 1
+            self.counts[stage].update(self.bag(ex.title or ex.text, ex.body if ex.title else ""))
+        self.totals = {s: sum(c.values()) for s, c in self.counts.items()}
+        self.vocab = set().union(*self.counts.values()) if self.counts else set()
+
+    @staticmethod
+    def bag(title: str, body: str) -> Counter:
+        bag: Counter = Counter()
+        for _ in range(BAYES_TITLE_REPEAT):
+            bag.update(dict.fromkeys(features(title), 1))
+        bag.update(dict.fromkeys(features(body), 1))
+        return bag
+
+    def posterior(self, title: str, body: str) -> dict[str, float]:
+        if not self.docs:
+            return {}
+        bag = {w: n for w, n in self.bag(title, body).items() if w in self.vocab}
+        size, logp = len(self.vocab), {}
+        for stage, docs in self.docs.items():
+            counts, denom = self.counts[stage], self.totals[stage] + self.alpha * size
+            logp[stage] = math.log(docs) + sum(n * math.log((counts[w] + self.alpha) / denom) for w, n in bag.items())
+        top = max(logp.values())
+        weights = {s: math.exp(v - top) for s, v in logp.items()}
+        total = sum(weights.values())
+        return {s: w / total for s, w in weights.items()}
+
+
 def category_of(node: str) -> str:
     return "/".join(node.split("/")[:2])
 
@@ -201,6 +246,7 @@ class Classifier:
         node_texts = {n.id: f"{n.label}. {n.description} {' '.join(node_terms.get(n.id, ()))}" for n in self.nodes}
         self.tfidf = TfIdf([e.text for e in self.examples] + list(node_texts.values()))
         self.vectors = [self.tfidf.vector(e.text) for e in self.examples]
+        self.bayes = StageBayes(self.examples)
         self.embeddings = embedder.encode([e.text for e in self.examples]) if embedder else None
         self.prototypes: dict[str, Vector] = {}
         for n in self.nodes:
@@ -269,7 +315,7 @@ class Classifier:
             line = [*self.taxonomy.ancestors(n.id), n]   # terms and cues of a node hold for its subtree
             own = list(dict.fromkeys(t for a in line for t in term_hits.get(a.id, ())))
             cues = [c for c in dict.fromkeys(c for a in line for c in cue_hits.get(a.id, ())) if c not in own]
-            terms = min(1.0, 0.5 * len(own) + 0.25 * len(cues))
+            terms = min(1.0, 0.5 * len(own) + CUE_SHARE * len(cues))
             titled = list(dict.fromkeys(f"title: {c.lstrip('*')}" for a in line for c in title_hits.get(a.id, ())))
             if own or cues or titled:
                 matched[n.id] = titled + own + cues
@@ -279,10 +325,14 @@ class Classifier:
             branch_scores.append((n.id, base + wn * branch_votes.get(n.id, 0.0)))
         # Two levels: the stage is the one whose best node wins when neighbours also vote for ancestors,
         # the node is the best one inside that stage.
+        # The naive-Bayes word vote is added to each stage's best score relative to the top one.
         stage_scores: dict[str, float] = {}
         for n, sc in branch_scores:
             stage_scores[stage_of(n)] = max(sc, stage_scores.get(stage_of(n), float("-inf")))
-        stage = stage_of(max(branch_scores, key=lambda x: x[1])[0])
+        top = max(stage_scores.values()) or 1e-9
+        posterior = self.bayes.posterior(title, abstract)
+        stage_scores = {st: sc / top + W_STAGE_BAYES * posterior.get(st, 0.0) for st, sc in stage_scores.items()}
+        stage = max(stage_scores, key=stage_scores.get)
         scores.sort(key=lambda x: -x[1])
         primary = next(n for n, _ in scores if stage_of(n) == stage)
         scores.sort(key=lambda x: (x[0] != primary, -x[1]))   # primary first, then by score

@@ -1,0 +1,55 @@
+"""The naive-Bayes stage vote of the ingestion classifier, against posteriors worked out by hand."""
+import math
+
+import pytest
+
+from lvlm_atlas.ingest.classify import StageBayes, Example
+from lvlm_atlas.ingest.text import features
+
+
+def ex(id_, node, title, body=""):
+    return Example(id=id_, text=f"{title} {body}", placements=((node, True),), bottleneck=(), granularity=(),
+                   modality=(), scenario=(), training_free=None, kind="method", title=title, body=body)
+
+
+TRAIN = [
+    ex("a", "encoding/token-compression", "merge patches encoder"),
+    ex("b", "encoding/token-compression", "merge patches tower"),
+    ex("c", "decoding/kv-cache-compression", "evict cache entries"),
+]
+
+
+def test_posterior_matches_hand_computation():
+    nb = StageBayes(TRAIN, alpha=1.0)
+    post = nb.posterior("evict patches", "")
+    # By hand: word features are presence-counted, the title twice.
+    vocab = set()
+    for e in TRAIN:
+        vocab |= set(features(e.title))
+    size = len(vocab)
+    enc = {w: 2 * sum(w in features(e.title) for e in TRAIN[:2]) for w in vocab}
+    dec = {w: 2 * (w in features(TRAIN[2].title)) for w in vocab}
+    query = [w for w in features("evict patches") if w in vocab]
+    def logp(docs, counts):
+        total = sum(counts.values())
+        return math.log(docs) + sum(2 * math.log((counts[w] + 1.0) / (total + size)) for w in query)
+    le, ld = logp(2, enc), logp(1, dec)
+    expected_enc = 1 / (1 + math.exp(ld - le))
+    assert post["encoding"] == pytest.approx(expected_enc)
+    assert post["decoding"] == pytest.approx(1 - expected_enc)
+
+
+def test_words_of_one_stage_win_it():
+    nb = StageBayes(TRAIN)
+    assert nb.posterior("evict cache entries", "")["decoding"] > 0.9
+    assert nb.posterior("merge patches", "")["encoding"] > 0.9
+
+
+def test_unknown_words_fall_back_to_the_prior():
+    nb = StageBayes(TRAIN)
+    post = nb.posterior("completely unrelated words", "")
+    assert post["encoding"] == pytest.approx(2 / 3)
+
+
+def test_no_training_data_gives_no_vote():
+    assert StageBayes([]).posterior("anything", "") == {}
