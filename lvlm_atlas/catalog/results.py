@@ -1,8 +1,9 @@
 """Paper-reported results: `catalog/results/<paper-id>.yaml`, one file per paper the numbers are read from.
 
 Every number carries its provenance (the paper version and the table or figure) and its setting
-(visual tokens kept, a retention ratio or a KV budget). Models and benchmarks come from
-`catalog/results-vocab.yaml`, which also gives each benchmark's metric and range.
+(visual tokens kept, a retention ratio, a KV budget or, for KV-cache quantization, the bits per cached
+element). Models and benchmarks come from `catalog/results-vocab.yaml`, which also gives each benchmark's
+metric and range.
 
     paper: visionzip                 # catalog id of the paper the numbers are read from (= file name)
     version: arXiv v2                # the version read: "arXiv vN" or e.g. "CVPR 2025 proceedings"
@@ -50,12 +51,14 @@ class Setting(_Strict):
     retention: float | None = Field(default=None, gt=0, le=1, description="share of visual tokens kept")
     kv_budget: float | None = Field(default=None, gt=0, le=1, description="share of the KV cache kept")
     kv_tokens: int | None = Field(default=None, ge=1, description="KV entries kept per layer/head")
+    kv_bits: float | None = Field(default=None, gt=0, le=32,
+                                  description="bits per cached key/value element (KV-cache quantization; mean of key and value widths)")
     frames: int | None = Field(default=None, ge=1, description="video frames sampled")
 
     @model_validator(mode="after")
     def _one_given(self):
-        if all(v is None for v in (self.visual_tokens, self.retention, self.kv_budget, self.kv_tokens)):
-            raise ValueError("give the setting: visual_tokens, retention, kv_budget or kv_tokens")
+        if all(v is None for v in (self.visual_tokens, self.retention, self.kv_budget, self.kv_tokens, self.kv_bits)):
+            raise ValueError("give the setting: visual_tokens, retention, kv_budget, kv_tokens or kv_bits")
         return self
 
 

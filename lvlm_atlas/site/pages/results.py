@@ -64,11 +64,12 @@ class Row:
     def budget_label(self) -> str:
         kind, value = self.setting
         return {"visual_tokens": f"{value} visual tokens", "retention": f"{value:.1%} of visual tokens",
-                "kv_budget": f"{value:.0%} KV cache", "kv_tokens": f"{value} KV entries"}.get(kind, f"{kind} {value}")
+                "kv_budget": f"{value:.0%} KV cache", "kv_tokens": f"{value} KV entries",
+                "kv_bits": f"{value:g}-bit KV cache"}.get(kind, f"{kind} {value}")
 
 
 def _setting(s) -> tuple:
-    for kind in ("visual_tokens", "retention", "kv_budget", "kv_tokens"):
+    for kind in ("visual_tokens", "retention", "kv_budget", "kv_tokens", "kv_bits"):
         value = getattr(s, kind)
         if value is not None:
             return kind, value
@@ -161,7 +162,7 @@ def model_slug(model: str) -> str:
 
 def leaderboards(rows: list[Row], model: str) -> dict[tuple, list[Row]]:
     """(setting kind, value) -> the methods' own rows (and the unpruned reference) for one model."""
-    order = {"visual_tokens": 0, "retention": 1, "kv_budget": 2, "kv_tokens": 3}
+    order = {"visual_tokens": 0, "retention": 1, "kv_budget": 2, "kv_tokens": 3, "kv_bits": 4}
     boards: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
         if r.model == model and r.role == "own" and any(k not in SPEED for k in r.score):
