@@ -58,7 +58,7 @@ def test_problems_are_one_precise_line(tmp_path, mutate, message):
 def test_a_row_without_a_setting_is_rejected(tmp_path):
     problems = _problems(tmp_path, lambda d: d["tables"][0]["rows"][1].update(setting={}))
     assert problems == ["tables.0.rows.1.setting: Value error, give the setting: visual_tokens, retention, "
-                        "kv_budget, kv_tokens or kv_bits"]
+                        "kv_budget, kv_tokens, kv_bits or flops_ratio"]
 
 
 def test_the_real_results_files_validate():

@@ -1,8 +1,8 @@
 """Paper-reported results: `catalog/results/<paper-id>.yaml`, one file per paper the numbers are read from.
 
 Every number carries its provenance (the paper version and the table or figure) and its setting
-(visual tokens kept, a retention ratio, a KV budget or, for KV-cache quantization, the bits per cached
-element). Models and benchmarks come from `catalog/results-vocab.yaml`, which also gives each benchmark's
+(visual tokens kept, a retention ratio, a KV budget, for KV-cache quantization the bits per cached
+element, or, where a paper states its budget only so, the share of the unpruned model's FLOPs). Models and benchmarks come from `catalog/results-vocab.yaml`, which also gives each benchmark's
 metric and range.
 
     paper: visionzip                 # catalog id of the paper the numbers are read from (= file name)
@@ -53,12 +53,16 @@ class Setting(_Strict):
     kv_tokens: int | None = Field(default=None, ge=1, description="KV entries kept per layer/head")
     kv_bits: float | None = Field(default=None, gt=0, le=32,
                                   description="bits per cached key/value element (KV-cache quantization; mean of key and value widths)")
+    flops_ratio: float | None = Field(default=None, gt=0, le=1,
+                                      description="the pruned model's FLOPs as a share of the unpruned model's, "
+                                                  "for papers that state their budget only that way")
     frames: int | None = Field(default=None, ge=1, description="video frames sampled")
 
     @model_validator(mode="after")
     def _one_given(self):
-        if all(v is None for v in (self.visual_tokens, self.retention, self.kv_budget, self.kv_tokens, self.kv_bits)):
-            raise ValueError("give the setting: visual_tokens, retention, kv_budget, kv_tokens or kv_bits")
+        if all(v is None for v in (self.visual_tokens, self.retention, self.kv_budget, self.kv_tokens, self.kv_bits,
+                                      self.flops_ratio)):
+            raise ValueError("give the setting: visual_tokens, retention, kv_budget, kv_tokens, kv_bits or flops_ratio")
         return self
 
 

@@ -65,11 +65,12 @@ class Row:
         kind, value = self.setting
         return {"visual_tokens": f"{value} visual tokens", "retention": f"{value:.1%} of visual tokens",
                 "kv_budget": f"{value:.0%} KV cache", "kv_tokens": f"{value} KV entries",
-                "kv_bits": f"{value:g}-bit KV cache"}.get(kind, f"{kind} {value}")
+                "kv_bits": f"{value:g}-bit KV cache",
+                "flops_ratio": f"{value:.1%} of the unpruned FLOPs"}.get(kind, f"{kind} {value}")
 
 
 def _setting(s) -> tuple:
-    for kind in ("visual_tokens", "retention", "kv_budget", "kv_tokens", "kv_bits"):
+    for kind in ("visual_tokens", "retention", "flops_ratio", "kv_budget", "kv_tokens", "kv_bits"):
         value = getattr(s, kind)
         if value is not None:
             return kind, value
@@ -162,7 +163,7 @@ def model_slug(model: str) -> str:
 
 def leaderboards(rows: list[Row], model: str) -> dict[tuple, list[Row]]:
     """(setting kind, value) -> the methods' own rows (and the unpruned reference) for one model."""
-    order = {"visual_tokens": 0, "retention": 1, "kv_budget": 2, "kv_tokens": 3, "kv_bits": 4}
+    order = {"visual_tokens": 0, "retention": 1, "kv_budget": 2, "kv_tokens": 3, "kv_bits": 4, "flops_ratio": 5}
     boards: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
         if r.model == model and r.role == "own" and any(k not in SPEED for k in r.score):
