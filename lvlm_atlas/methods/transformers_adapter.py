@@ -35,7 +35,7 @@ from lvlm_atlas.methods.layout import TokenLayout
 __all__ = ["ALL_ATTENTION_FUNCTIONS", "ALL_MASK_ATTENTION_FUNCTIONS", "AttentionInterface", "AttentionMaskInterface",
            "Cache", "DynamicCache", "DynamicLayer", "StaticCache", "static_cache", "decode_kwargs", "ModelAdapter", "UnsupportedModelError", "cache_kwargs",
            "cache_of", "set_cache", "check_cache_argument", "past_length", "output_cache", "attn_implementation", "eager_attention_function",
-           "qwen_vision_rotary", "qwen25_window_order", "llava_next_patch_counts", "TRANSFORMERS_VERSION"]
+           "qwen_vision_rotary", "qwen25_window_order", "qwen_vision_blocks", "qwen_vision_qk", "llava_next_patch_counts", "TRANSFORMERS_VERSION"]
 
 TRANSFORMERS_VERSION = transformers.__version__
 CACHE_NAMES = ("cache", "past_key_values")   # the current name first
@@ -279,6 +279,22 @@ def vision_feature_layer(adapter: "ModelAdapter") -> int:
     if not isinstance(layer, int):
         raise UnsupportedModelError("multi-layer vision features (a list of vision_feature_layer) are not supported")
     return layer
+
+
+def qwen_vision_blocks(adapter: "ModelAdapter") -> nn.ModuleList:
+    """The blocks of a Qwen2-VL / Qwen2.5-VL vision tower (each: norm1, attn with a fused qkv, norm2, mlp)."""
+    if not adapter.is_qwen:
+        raise UnsupportedModelError(f"visual.blocks is the Qwen2-VL family's ViT (got {adapter.family})")
+    return adapter.vision_tower.blocks
+
+
+def qwen_vision_qk(attn: nn.Module, hidden: torch.Tensor, position_embeddings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary-embedded (seq, heads, head_dim) queries and keys of a Qwen vision attention for its input `hidden`
+    (the block's norm1 output) and the (cos, sin) it received."""
+    n = hidden.shape[0]
+    q, k, _ = attn.qkv(hidden).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    cos, sin = position_embeddings
+    return qwen_vision_rotary(attn)(q, k, cos, sin)
 
 
 def cached_keys(cache_obj: Cache, layer: int) -> torch.Tensor:
