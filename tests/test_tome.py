@@ -14,7 +14,8 @@ pytest.importorskip("transformers")
 from lvlm_atlas.methods import harness, registry  # noqa: E402
 from lvlm_atlas.methods.algorithms.tome import bipartite_merge_map, merge_wavg, unmerge  # noqa: E402
 from lvlm_atlas.methods.transformers_adapter import ModelAdapter, vision_encoder_layers  # noqa: E402
-from tests.methods_util import bundle, inputs, noise_image  # noqa: E402
+from lvlm_atlas.methods.transformers_adapter import qwen_vision_blocks, qwen_vision_qk  # noqa: E402
+from tests.methods_util import bundle, decoder_inputs, inputs, noise_image  # noqa: E402
 
 
 def _naive_merge(x, size, metric, r):
@@ -89,15 +90,17 @@ def test_proportional_attention_matches_a_naive_loop():
     torch.testing.assert_close(out[0], want, atol=1e-5, rtol=1e-5)
 
 
-def test_r_zero_is_the_baseline_exactly():
-    b = bundle("tiny-llava")
+@pytest.mark.parametrize("model,visual", [("tiny-llava", 64), ("tiny-qwen2-vl", 32)])
+def test_r_zero_is_the_baseline_exactly(model, visual):
+    b = bundle(model)
     inp = inputs(b)
     base = b.model(**inp).logits
     m = registry.create("tome", r=0)
     with m.apply(b.model) as s:
         out = b.model(**inp).logits
-    assert torch.equal(out, base) and s.last.visual_after == 64
+    assert torch.equal(out, base) and s.last.visual_after == s.last.visual_before == visual
     assert m.report["encoder_flops_saved"] == 0.0
+    assert b.model.config.vision_config._attn_implementation == "sdpa"      # switched back on exit
 
 
 def _naive_tome_tower(model, inp, r):
@@ -169,21 +172,27 @@ def test_llm_gets_one_token_per_group_at_its_first_patch():
 def test_tome_rejects_budgets_and_other_families():
     with pytest.raises(ValueError, match="budget"):
         registry.create("tome", budget=32)
-    b = bundle("tiny-qwen2-vl")
-    with pytest.raises(NotImplementedError, match="LLaVA"):
+    b = bundle("tiny-qwen2.5-vl")
+    with pytest.raises(NotImplementedError, match="Qwen2.5-VL"):
         with registry.create("tome").apply(b.model):
             pass
 
 
-def test_cli_run_and_bench_report_tome(tmp_path, capsys):
+@pytest.mark.parametrize("model,tokens", [("tiny-llava", "64 -> 60"), ("tiny-qwen2-vl", "32 -> 24")])
+def test_cli_run_reports_tome(model, tokens, tmp_path, capsys):
     from lvlm_atlas.__main__ import main
 
     img = tmp_path / "x.png"
     noise_image(0).save(img)
-    assert main(["run", "tome", "--model", "tiny-llava", "--image", str(img), "--prompt", "What?",
+    assert main(["run", "tome", "--model", model, "--image", str(img), "--prompt", "What?",
                  "--max-new-tokens", "3", "--param", "r=4"]) == 0
     out = capsys.readouterr().out
-    assert "visual tokens: 64 -> 60" in out and "encoder_flops_saved" in out
+    assert f"visual tokens: {tokens}" in out and "encoder_flops_saved" in out
+
+
+def test_cli_bench_reports_tome(tmp_path):
+    from lvlm_atlas.__main__ import main
+
     res = tmp_path / "r.json"
     assert main(["bench", "--methods", "tome", "--models", "tiny-llava", "--budgets", "none", "--n", "1",
                  "--repeats", "1", "--warmup", "0", "--max-new-tokens", "2", "--param", "tome.r=4",
@@ -191,3 +200,179 @@ def test_cli_run_and_bench_report_tome(tmp_path, capsys):
     rows = json.loads(res.read_text())["results"]
     assert rows[1]["method"] == "tome" and rows[1]["visual_tokens_after"] == 60
     assert rows[1]["method_report"]["encoder_flops_saved"] > 0 and rows[1]["method_report"]["encoder_ms"] > 0
+
+
+# --------------------------------------------------------------------------- Qwen2-VL's ViT (2x2 groups)
+def _naive_merge_groups(x, size, rep, metric, r):
+    """Bipartite soft matching without a class token, written with loops, on (N, ...) group rows.
+    Returns merged rows, sizes, each output's first original group, and output index of every input row."""
+    n = x.shape[0]
+    r = min(r, n // 2)
+    m = [metric[i] / metric[i].norm() for i in range(n)]
+    A, B = list(range(0, n, 2)), list(range(1, n, 2))
+    best = []
+    for a in A:
+        sims = [float(m[a] @ m[b]) for b in B]
+        j = max(range(len(B)), key=lambda t: sims[t])
+        best.append((sims[j], j))
+    order = sorted(range(len(A)), key=lambda ai: -best[ai][0])
+    src = set(order[:r])
+    unm = order[r:]             # without a class token the official keeps them in edge order (not re-sorted)
+    rows, sizes, reps, where = [], [], [], [0] * n
+    for ai in unm:
+        where[A[ai]] = len(rows)
+        rows.append(x[A[ai]])
+        sizes.append(float(size[A[ai]]))
+        reps.append(int(rep[A[ai]]))
+    for j in range(len(B)):
+        members = [B[j]] + [A[ai] for ai in src if best[ai][1] == j]
+        w = sum(float(size[t]) for t in members)
+        for t in members:
+            where[t] = len(rows)
+        rows.append(sum(x[t] * float(size[t]) for t in members) / w)
+        sizes.append(w)
+        reps.append(min(int(rep[t]) for t in members))
+    return torch.stack(rows), torch.tensor(sizes), torch.tensor(reps), torch.tensor(where)
+
+
+def _naive_attention(q, k, v, log_size, scale):
+    """Per head, per query: softmax(q.k * scale + log size_j) over keys j, written out."""
+    n, heads, _ = q.shape
+    out = torch.zeros_like(v)
+    for h in range(heads):
+        logits = (q[:, h] @ k[:, h].T) * scale + log_size[None, :]
+        out[:, h] = torch.softmax(logits, dim=-1) @ v[:, h]
+    return out.reshape(n, -1)
+
+
+def _naive_qwen_tome_tower(model, inp, r, pe0):
+    """ToMe in Qwen2-VL's ViT, merging 2x2 groups, from the blocks' own submodules (no hooks)."""
+    adapter = ModelAdapter.of(model)
+    tower = adapter.vision_tower
+    u = 4
+    x = tower.patch_embed(inp["pixel_values"])
+    n_groups = x.shape[0] // u
+    size, rep = torch.ones(n_groups), torch.arange(n_groups)
+    where_all = torch.arange(n_groups)                      # original group -> current row
+    for blk in qwen_vision_blocks(adapter):
+        patches = (rep[:, None] * u + torch.arange(u)).reshape(-1)
+        pe = tuple(t[patches] for t in pe0)
+        h = blk.norm1(x)
+        q, k = qwen_vision_qk(blk.attn, h, pe)
+        qkv = blk.attn.qkv(h).view(h.shape[0], 3, blk.attn.num_heads, -1)
+        a = _naive_attention(q, k, qkv[:, 2], size.log().repeat_interleave(u), blk.attn.scaling)
+        x = x + blk.attn.proj(a)
+        metric = qkv[:, 1].mean(1).reshape(-1, u * qkv.shape[-1])
+        xg, size, rep, where = _naive_merge_groups(x.reshape(rep.numel(), -1), size, rep, metric, r)
+        where_all = where[where_all]
+        x = xg.reshape(-1, x.shape[-1])
+        x = x + blk.mlp(blk.norm2(x))
+    return tower.merger(x)[where_all], rep
+
+
+def _qwen_pe0(model, inp):
+    got = {}
+    blk = qwen_vision_blocks(ModelAdapter.of(model))[0]
+    h = blk.register_forward_pre_hook(lambda m, a, kw: got.setdefault("pe", kw["position_embeddings"]) and None,
+                                      with_kwargs=True)
+    try:
+        model(**inp)
+    finally:
+        h.remove()
+    return got["pe"]
+
+
+@pytest.mark.parametrize("r", [3, 8])
+def test_qwen2_vl_hooked_tower_equals_tome_on_merge_groups(r):
+    b = bundle("tiny-qwen2-vl")
+    inp = inputs(b)
+    pe0 = _qwen_pe0(b.model, inp)
+    want, want_rep = _naive_qwen_tome_tower(b.model, inp, r, pe0)
+    m = registry.create("tome", r=r)
+    got = {}
+    tower = ModelAdapter.of(b.model).vision_tower
+    with m.apply(b.model):
+        # (get_image_features later replaces pooler_output by its per-image split: keep the tensor)
+        h = tower.register_forward_hook(lambda mod, args, out: got.update(out=out.pooler_output))
+        try:
+            b.model(**inp)
+        finally:
+            h.remove()
+    torch.testing.assert_close(got["out"], want, atol=1e-5, rtol=1e-5)
+    assert m._qwen.keep.tolist() == sorted(want_rep.tolist())
+    assert m.report["tokens_per_block"] == [32, 32 - r] and m.report["merged_per_block"] == [r, r]
+
+
+def test_qwen2_vl_proportional_attention_matches_a_naive_loop():
+    b = bundle("tiny-qwen2-vl")
+    blk = qwen_vision_blocks(ModelAdapter.of(b.model))[0]
+    g = torch.Generator().manual_seed(3)
+    n, c = 12, blk.attn.dim
+    x = torch.randn(n, c, generator=g)
+    hd = blk.attn.head_dim
+    pe = (torch.randn(n, hd, generator=g), torch.randn(n, hd, generator=g))
+    log_size = torch.randint(1, 5, (n,), generator=g).float().log()
+    with registry.create("tome", r=2).apply(b.model):
+        out = blk.attn(x, cu_seqlens=torch.tensor([0, n], dtype=torch.int32), position_embeddings=pe,
+                       tome_log_size=log_size, tome_base="sdpa")
+    q, k = qwen_vision_qk(blk.attn, x, pe)
+    v = blk.attn.qkv(x).view(n, 3, blk.attn.num_heads, -1)[:, 2]
+    rows = []
+    for i in range(n):
+        heads = []
+        for h in range(blk.attn.num_heads):
+            logits = [float(q[i, h] @ k[j, h]) * blk.attn.scaling + float(log_size[j]) for j in range(n)]
+            mx = max(logits)
+            w = [math.exp(t - mx) for t in logits]
+            heads.append(sum(v[j, h] * (w[j] / sum(w)) for j in range(n)))
+        rows.append(torch.cat(heads))
+    torch.testing.assert_close(out, blk.attn.proj(torch.stack(rows)), atol=1e-5, rtol=1e-5)
+
+
+def test_qwen2_vl_llm_gets_merged_count_at_consistent_mrope_positions():
+    b = bundle("tiny-qwen2-vl")
+    inp = inputs(b)
+    E, P = decoder_inputs(b.model, inp)
+    m = registry.create("tome", r=4)
+    lm = ModelAdapter.of(b.model).language_model
+    got = {}
+    with m.apply(b.model) as s:
+        h = lm.register_forward_pre_hook(lambda mod, a, kw: got.setdefault("kw", dict(kw)) and None, with_kwargs=True)
+        try:
+            b.model(**inp)
+        finally:
+            h.remove()
+        res = harness.greedy_generate(b.model, inp, max_new_tokens=3)
+    assert len(res.tokens) == 3
+    assert s.last.visual_before == 32 and s.last.visual_after == 24 == m.report["visual_tokens_to_llm"]
+    ids = inp["input_ids"][0]
+    img = (ids == b.model.config.image_token_id).nonzero().squeeze(1)
+    keep = m._qwen.keep
+    seq = torch.sort(torch.cat([(ids != b.model.config.image_token_id).nonzero().squeeze(1), img[keep]])).values
+    assert got["kw"]["inputs_embeds"].shape[1] == ids.numel() - 8
+    assert torch.equal(got["kw"]["position_ids"], P[..., seq])
+    # every kept token is its group's merged feature (the PatchMerger output of the merged group)
+    assert s.last.kept["pre_llm"].tolist() == img[keep].tolist()
+    assert m.report["encoder_flops_saved"] > 0 and m.budget is None
+
+
+def test_qwen2_vl_refuses_video_requests(tmp_path):
+    pytest.importorskip("av")
+    from lvlm_atlas.methods import video
+
+    clip = video.write_test_video(tmp_path / "c.mp4", num_frames=4)
+    b = bundle("tiny-qwen2-vl")
+    inp = video.video_inputs(b, video.read_frames(clip, 4), "What moves?")
+    with registry.create("tome", r=2).apply(b.model):
+        with pytest.raises(NotImplementedError, match="video requests are not supported"):
+            b.model(**inp)
+
+
+def test_cli_refuses_tome_on_qwen2_5_vl_in_one_line(tmp_path, capsys):
+    from lvlm_atlas.__main__ import main
+
+    img = tmp_path / "x.png"
+    noise_image(0).save(img)
+    assert main(["run", "tome", "--model", "tiny-qwen2.5-vl", "--image", str(img), "--prompt", "What?"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Qwen2.5-VL" in err[0]

@@ -35,7 +35,8 @@ from lvlm_atlas.methods.layout import TokenLayout
 __all__ = ["ALL_ATTENTION_FUNCTIONS", "ALL_MASK_ATTENTION_FUNCTIONS", "AttentionInterface", "AttentionMaskInterface",
            "Cache", "DynamicCache", "DynamicLayer", "StaticCache", "static_cache", "decode_kwargs", "ModelAdapter", "UnsupportedModelError", "cache_kwargs",
            "cache_of", "set_cache", "check_cache_argument", "past_length", "output_cache", "attn_implementation", "eager_attention_function",
-           "qwen_vision_rotary", "qwen25_window_order", "qwen_vision_blocks", "qwen_vision_qk", "llava_next_patch_counts", "TRANSFORMERS_VERSION"]
+           "qwen_vision_rotary", "qwen25_window_order", "qwen_vision_blocks", "qwen_vision_qk",
+           "vision_attn_implementation", "set_vision_attn_implementation", "llava_next_patch_counts", "TRANSFORMERS_VERSION"]
 
 TRANSFORMERS_VERSION = transformers.__version__
 CACHE_NAMES = ("cache", "past_key_values")   # the current name first
@@ -295,6 +296,18 @@ def qwen_vision_qk(attn: nn.Module, hidden: torch.Tensor, position_embeddings) -
     q, k, _ = attn.qkv(hidden).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
     cos, sin = position_embeddings
     return qwen_vision_rotary(attn)(q, k, cos, sin)
+
+
+def vision_attn_implementation(model: nn.Module) -> str:
+    """The attention implementation the vision tower of a multimodal model runs with."""
+    return attn_implementation(model.config.vision_config)
+
+
+def set_vision_attn_implementation(model: nn.Module, name: str) -> None:
+    """Switch only the vision tower's attention implementation (public `set_attn_implementation`)."""
+    model.set_attn_implementation({"vision_config": name})
+    if vision_attn_implementation(model) != name:
+        raise UnsupportedModelError(f"{type(model).__name__} did not switch its vision tower to {name!r}")
 
 
 def cached_keys(cache_obj: Cache, layer: int) -> torch.Tensor:
