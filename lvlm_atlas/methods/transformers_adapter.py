@@ -35,7 +35,7 @@ from lvlm_atlas.methods.layout import TokenLayout
 __all__ = ["ALL_ATTENTION_FUNCTIONS", "ALL_MASK_ATTENTION_FUNCTIONS", "AttentionInterface", "AttentionMaskInterface",
            "Cache", "DynamicCache", "DynamicLayer", "StaticCache", "static_cache", "decode_kwargs", "ModelAdapter", "UnsupportedModelError", "cache_kwargs",
            "cache_of", "set_cache", "check_cache_argument", "past_length", "output_cache", "attn_implementation", "eager_attention_function",
-           "qwen_vision_rotary", "qwen25_window_order", "qwen_vision_blocks", "qwen_vision_qk",
+           "qwen_vision_rotary", "qwen25_window_order", "qwen25_windows", "qwen25_full_attention_blocks", "qwen_vision_blocks", "qwen_vision_qk",
            "vision_attn_implementation", "set_vision_attn_implementation", "llava_next_patch_counts", "TRANSFORMERS_VERSION"]
 
 TRANSFORMERS_VERSION = transformers.__version__
@@ -138,14 +138,23 @@ def qwen_vision_rotary(module: nn.Module):
     return fn
 
 
-def qwen25_window_order(vision_config, grid_thw: torch.Tensor) -> torch.Tensor:
-    """Qwen2.5-VL: permutation taking merged vision tokens from window order back to prompt order."""
+def qwen25_windows(vision_config, grid_thw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Qwen2.5-VL: (window_index, cu_window_seqlens) of its vision tower: the prompt-order (raster) index of
+    every merge group in the tower's window order, and the windows' cumulative patch counts."""
     from transformers.vision_utils import get_vision_window_index
 
-    window_index, _ = get_vision_window_index(grid_thw, spatial_merge_size=vision_config.spatial_merge_size,
-                                              window_size=vision_config.window_size,
-                                              patch_size=vision_config.patch_size)
-    return torch.argsort(window_index)
+    return get_vision_window_index(grid_thw, spatial_merge_size=vision_config.spatial_merge_size,
+                                   window_size=vision_config.window_size, patch_size=vision_config.patch_size)
+
+
+def qwen25_window_order(vision_config, grid_thw: torch.Tensor) -> torch.Tensor:
+    """Qwen2.5-VL: permutation taking merged vision tokens from window order back to prompt order."""
+    return torch.argsort(qwen25_windows(vision_config, grid_thw)[0])
+
+
+def qwen25_full_attention_blocks(vision_config) -> frozenset[int]:
+    """Qwen2.5-VL: the vision blocks that attend over the whole image (the others attend within windows)."""
+    return frozenset(int(i) for i in vision_config.fullatt_block_indexes)
 
 
 def llava_next_patch_counts(config, image_sizes) -> list[int]:

@@ -1,5 +1,5 @@
-"""ToMe (Token Merging, Bolya et al., ICLR 2023) inside LLaVA's CLIP vision tower and Qwen2-VL's ViT
-(the latter in units of its 2x2 patch groups: see `QwenTowerMerging`).
+"""ToMe (Token Merging, Bolya et al., ICLR 2023) inside LLaVA's CLIP vision tower and the Qwen2-VL /
+Qwen2.5-VL ViT (the latter in units of its 2x2 patch groups, within windows on 2.5: see `QwenTowerMerging`).
 
 In every vision block, between the attention and the MLP, `r` tokens are merged by bipartite soft
 matching on the attention keys (heads averaged): the tokens are split alternately into sets A and B, each
@@ -32,11 +32,13 @@ from lvlm_atlas.methods.registry import register
 from lvlm_atlas.methods.stages import Stage
 
 
-def bipartite_merge_map(metric: torch.Tensor, r: int, class_token: bool = True) -> tuple[torch.Tensor, int, int]:
+def bipartite_merge_map(metric: torch.Tensor, r: int, class_token: bool = True,
+                        window: torch.Tensor | None = None) -> tuple[torch.Tensor, int, int]:
     """ToMe's bipartite soft matching as a map: (dest (B, N) output index of every token, N_out, r used).
 
     Output order follows the official merge: the unmerged A tokens (sorted by index when there is a class
-    token), then all B tokens in order.
+    token), then all B tokens in order. With `window` ((N,) window id of every token, batch 1) a token only
+    matches tokens of its own window and r is capped at the A tokens that have a partner (one host read).
     """
     b, n, _ = metric.shape
     protected = 1 if class_token else 0
@@ -49,7 +51,13 @@ def bipartite_merge_map(metric: torch.Tensor, r: int, class_token: bool = True) 
     scores = a @ bb.transpose(-1, -2)
     if class_token:
         scores[..., 0, :] = -math.inf
+    if window is not None:
+        scores = scores.masked_fill(window[::2, None] != window[None, 1::2], -math.inf)
     node_max, node_idx = scores.max(dim=-1)                      # (B, Na)
+    if window is not None:
+        r = min(r, int(torch.isfinite(node_max).sum(-1).min()))
+        if r <= 0:
+            return torch.arange(n, device=dev).expand(b, n), n, 0
     edge_idx = node_max.argsort(dim=-1, descending=True)          # (B, Na)
     unm_idx = edge_idx[..., r:]
     src_idx = edge_idx[..., :r]
@@ -81,9 +89,12 @@ def unmerge(x: torch.Tensor, dest: torch.Tensor) -> torch.Tensor:
     return x.gather(1, dest.unsqueeze(-1).expand(*dest.shape, x.shape[-1]))
 
 
-def block_flops(n_in: int, r: int, hidden: int, inter: int) -> float:
-    """One CLIP block (multiply-add = 2 FLOPs): q/k/v/out projections and attention on n_in tokens, MLP on n_in - r."""
-    return 2.0 * n_in * 4 * hidden * hidden + 4.0 * hidden * n_in * n_in + 2.0 * (n_in - r) * 2 * hidden * inter
+def block_flops(n_in: int, r: int, hidden: int, inter: int, mlp_matrices: int = 2) -> float:
+    """One ViT block (multiply-add = 2 FLOPs): q/k/v/out projections and attention on n_in tokens, MLP on
+    n_in - r (`mlp_matrices` hidden x inter matrices: 2, or 3 for a gated MLP). Attention is counted as
+    full attention over n_in tokens (an upper bound for windowed blocks)."""
+    return (2.0 * n_in * 4 * hidden * hidden + 4.0 * hidden * n_in * n_in
+            + 2.0 * (n_in - r) * mlp_matrices * hidden * inter)
 
 
 def hook_tower(session, owner, tower, blocks) -> None:
@@ -140,14 +151,14 @@ class ToMe(Method):
         from lvlm_atlas.methods.transformers_adapter import vision_encoder_layers, vision_feature_layer
 
         adapter = session.adapter
-        if adapter.family == "qwen2_vl":
+        if adapter.family in ("qwen2_vl", "qwen2_5_vl"):
             self._qwen = QwenTowerMerging(self, session)
             self._qwen.install()
             session.add_cleanup(self._reset_budget)
             return
         if adapter.family != "llava":
-            raise NotImplementedError(f"tome is implemented for LLaVA's CLIP tower and Qwen2-VL's ViT (got {adapter.family}; "
-                                      "Qwen2.5-VL's window attention is not supported)")
+            raise NotImplementedError(f"tome is implemented for LLaVA's CLIP tower and the Qwen2-VL family's ViT "
+                                      f"(got {adapter.family})")
         self._feature_layer = vision_feature_layer(adapter)
         layers = vision_encoder_layers(adapter)
         self._n_layers = len(layers)
@@ -286,12 +297,29 @@ def proportional_attention(module, query, key, value, attention_mask, scaling=No
     base = kwargs.pop("tome_base", "sdpa")
     fn = eager_attention_function(module) if base == "eager" else ALL_ATTENTION_FUNCTIONS[base]
     if log_size is not None:
-        if log_size.shape[-1] != key.shape[-2]:
-            raise NotImplementedError("tome: proportional attention needs one attention sequence per vision call "
-                                      f"(sizes for {log_size.shape[-1]} tokens, keys for {key.shape[-2]})")
+        if isinstance(log_size, ChunkedLogSize):
+            log_size = log_size.take(key.shape[-2])
+        elif log_size.shape[-1] != key.shape[-2]:
+            raise NotImplementedError(f"tome: sizes for {log_size.shape[-1]} tokens, keys for {key.shape[-2]}")
         bias = log_size.to(query.dtype).view(1, 1, 1, -1)
         attention_mask = bias if attention_mask is None else attention_mask + bias
     return fn(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
+
+
+class ChunkedLogSize:
+    """log(size) of every vision token of a block, handed out chunk by chunk: the vision attention calls the
+    attention function once per cu_seqlens chunk (window or image), in sequence order."""
+
+    def __init__(self, log_size: torch.Tensor):
+        self.log_size = log_size
+        self.offset = 0
+
+    def take(self, n: int) -> torch.Tensor:
+        part = self.log_size[self.offset:self.offset + n]
+        if part.shape[-1] != n:
+            raise NotImplementedError("tome: the vision attention chunks do not cover the merged sequence")
+        self.offset += n
+        return part
 
 
 @dataclass
@@ -300,7 +328,11 @@ class _QwenState:
     n0: int = 0                                # merge groups of the image
     size: torch.Tensor | None = None           # (1, N, 1) original groups each current group stands for
     rep: torch.Tensor | None = None            # (N,) each current group's first original group (raster order)
-    groups: torch.Tensor | None = None         # (n0,) current index of every original group
+    raster: torch.Tensor | None = None         # (n0,) raster group of every tower slot (window order on 2.5-VL)
+    slot: torch.Tensor | None = None           # (n0,) tower slot of every raster group
+    win: torch.Tensor | None = None            # (N,) window of every current group (Qwen2.5-VL)
+    n_windows: int = 1
+    groups: torch.Tensor | None = None         # (n0,) current index of every original group (tower slot order)
     pe0: tuple | None = None                   # the tower's rotary (cos, sin) of every original patch
     metric: torch.Tensor | None = None
     dest: torch.Tensor | None = None
@@ -312,7 +344,7 @@ class _QwenState:
 
 
 class QwenTowerMerging:
-    """ToMe in Qwen2-VL's ViT, in units of the 2x2 patch groups its PatchMerger turns into one LLM token.
+    """ToMe in the Qwen2-VL / Qwen2.5-VL ViT, in units of the 2x2 patch groups its PatchMerger turns into one LLM token.
 
     Each group of 4 consecutive patches (one LLM token) is one ToMe token: its metric is its 4 patches'
     keys (heads averaged, before the rotary embedding) side by side, merging averages two groups patch
@@ -322,6 +354,12 @@ class QwenTowerMerging:
     sequence (cu_seqlens and rotary tables follow); log(size) is added to the attention logits through an
     attention function registered with transformers' AttentionInterface and selected for the vision tower
     only while the method is applied.
+
+    Qwen2.5-VL (window attention): groups only match groups of their own window, a merged group stays in
+    its window, and after each merge the sequence is stably re-sorted by window so that every window stays
+    contiguous; windowed blocks get the windows' new lengths as cu_seqlens, full-attention blocks one
+    sequence. Capping r at the groups that have a partner in their window reads one count on the host per
+    block.
     """
 
     def __init__(self, method: "ToMe", session):
@@ -329,6 +367,7 @@ class QwenTowerMerging:
         self.session = session
         self.st = _QwenState()
         self.keep: torch.Tensor | None = None
+        self.windowed = session.adapter.family == "qwen2_5_vl"
 
     def install(self) -> None:
         from lvlm_atlas.methods.transformers_adapter import (ALL_ATTENTION_FUNCTIONS, AttentionInterface,
@@ -340,9 +379,18 @@ class QwenTowerMerging:
         vcfg = model.config.vision_config
         self.unit = int(vcfg.spatial_merge_size) ** 2
         self.heads = int(vcfg.num_heads)
-        self.dims = (int(vcfg.embed_dim), int(vcfg.embed_dim * vcfg.mlp_ratio))
+        if self.windowed:
+            self.dims = (int(vcfg.hidden_size), int(vcfg.intermediate_size))
+        else:
+            self.dims = (int(vcfg.embed_dim), int(vcfg.embed_dim * vcfg.mlp_ratio))
         blocks = qwen_vision_blocks(a)
         self.n_blocks = len(blocks)
+        self.block_index = {id(blk): i for i, blk in enumerate(blocks)}
+        self.full_blocks = frozenset(range(len(blocks)))
+        if self.windowed:
+            from lvlm_atlas.methods.transformers_adapter import qwen25_full_attention_blocks
+
+            self.full_blocks = qwen25_full_attention_blocks(vcfg)
         base = vision_attn_implementation(model)
         if self.m.prop_attn:
             if base not in ("sdpa", "eager"):
@@ -377,8 +425,21 @@ class QwenTowerMerging:
         self.m.budget = None
         if grid is None or grid.shape[0] != 1 or int(grid[0, 0]) != 1:
             raise NotImplementedError("tome on Qwen2-VL supports one image per request")
-        self.st.n0 = int(grid[0, 1]) * int(grid[0, 2]) // self.unit
-        self.st.t0 = time.perf_counter()
+        st = self.st
+        st.n0 = int(grid[0, 1]) * int(grid[0, 2]) // self.unit
+        dev = grid.device
+        if self.windowed:
+            from lvlm_atlas.methods.transformers_adapter import qwen25_windows
+
+            order, cu = qwen25_windows(self.session.adapter.model.config.vision_config, grid)
+            counts = (cu[1:] - cu[:-1]).long().to(dev) // self.unit
+            st.raster = order.to(dev)                                       # window slot -> raster group
+            st.win = torch.repeat_interleave(torch.arange(counts.numel(), device=dev), counts)
+            st.n_windows = int(counts.numel())
+        else:
+            st.raster = torch.arange(st.n0, device=dev)
+        st.slot = torch.argsort(st.raster)                                  # raster group -> window slot
+        st.t0 = time.perf_counter()
         return None
 
     def _block_start(self, module, args, kwargs):
@@ -392,15 +453,20 @@ class QwenTowerMerging:
             kwargs["tome_base"] = self.base
         if st.rep is None:
             return args, kwargs
-        patches = (st.rep[:, None] * self.unit + torch.arange(self.unit, device=st.rep.device)).reshape(-1)
+        slots = st.slot[st.rep]
+        patches = (slots[:, None] * self.unit + torch.arange(self.unit, device=slots.device)).reshape(-1)
         kwargs["position_embeddings"] = tuple(t[patches] for t in st.pe0)
         cu = kwargs.get("cu_seqlens")
-        kwargs["cu_seqlens"] = torch.stack([torch.zeros((), dtype=cu.dtype, device=cu.device),
-                                            torch.full((), n, dtype=cu.dtype, device=cu.device)])
+        if self.block_index[id(module)] in self.full_blocks:
+            lengths = torch.full((1,), n, dtype=cu.dtype, device=cu.device)
+        else:
+            # within-window merging never empties a window (its B groups survive)
+            lengths = (torch.bincount(st.win, minlength=st.n_windows) * self.unit).to(cu.dtype)
+        kwargs["cu_seqlens"] = torch.cat([lengths.new_zeros(1), lengths.cumsum(0).to(cu.dtype)])
         if "max_seqlen" in kwargs:
             kwargs["max_seqlen"] = n
         if self.m.prop_attn:
-            kwargs["tome_log_size"] = st.size[0, :, 0].log().repeat_interleave(self.unit)
+            kwargs["tome_log_size"] = ChunkedLogSize(st.size[0, :, 0].log().repeat_interleave(self.unit))
         return args, kwargs
 
     def _keys(self, module, args, output):
@@ -419,13 +485,22 @@ class QwenTowerMerging:
             st.merged.append(0)
             return None
         x = args[0]
-        dest, n_out, r = bipartite_merge_map(st.metric, self.m.r, class_token=False)
+        dest, n_out, r = bipartite_merge_map(st.metric, self.m.r, class_token=False,
+                                             window=st.win if self.windowed else None)
         st.merged.append(r)
         if r == 0:
             return None
         xg = self._grouped(x)
         size = st.size if st.size is not None else torch.ones_like(xg[..., :1])
-        rep = st.rep if st.rep is not None else torch.arange(xg.shape[1], device=x.device)
+        rep = st.rep if st.rep is not None else st.raster
+        if self.windowed:
+            # keep every window's groups contiguous: the merged sequence, stably sorted by window
+            win_out = torch.empty(n_out, dtype=torch.long, device=x.device)
+            win_out.scatter_(0, dest[0, ::2], st.win[::2])
+            win_out.scatter_(0, dest[0, 1::2], st.win[1::2])            # a merged A takes its B's window
+            order = torch.argsort(win_out, stable=True)
+            dest = torch.argsort(order)[dest]
+            st.win = win_out[order]
         st.dest, st.n_out, st.old_size = dest, n_out, size
         merged, st.size = merge_wavg(xg, size, dest, n_out)
         st.rep = torch.full((n_out,), st.n0, dtype=torch.long, device=x.device).scatter_reduce(
@@ -460,7 +535,7 @@ class QwenTowerMerging:
         if st.groups is not None:
             last = output.last_hidden_state
             output.last_hidden_state = self._grouped(last)[0][st.groups].reshape(-1, last.shape[-1])
-            self.keep = torch.sort(st.rep).values
+            self.keep = torch.sort(st.rep).values                         # raster groups = image-token order
             self.m.budget = int(self.keep.numel())
         else:
             self.keep = torch.arange(st.n0, device=output.last_hidden_state.device)
@@ -469,9 +544,10 @@ class QwenTowerMerging:
         enc_s = time.perf_counter() - st.t0
         merged = st.merged + [0] * (len(st.tokens_in) - len(st.merged))
         u = self.unit
-        flops = sum(block_flops(n, r * u, hidden, inter) for n, r in zip(st.tokens_in, merged))
+        mats = 3 if self.windowed else 2                                # Qwen2.5-VL's vision MLP is gated
+        flops = sum(block_flops(n, r * u, hidden, inter, mats) for n, r in zip(st.tokens_in, merged))
         n0 = st.tokens_in[0] if st.tokens_in else 0
-        base = len(st.tokens_in) * block_flops(n0, 0, hidden, inter)
+        base = len(st.tokens_in) * block_flops(n0, 0, hidden, inter, mats)
         self.m.report = {"encoder_ms": enc_s * 1000, "encoder_flops": flops, "encoder_flops_baseline": base,
                          "encoder_flops_saved": (1 - flops / base) if base else 0.0,
                          "tokens_per_block": [n // u for n in st.tokens_in], "merged_per_block": merged,
