@@ -23,6 +23,7 @@ Survivors keep their sequence order and their 3-D M-RoPE positions; the sequence
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -248,9 +249,12 @@ class FastVID(PrunedVideoRequest, Method):
         t, h, w = (int(x) for x in req["grid"][0].tolist())
         n = h * w // (self._merge * self._merge)
         frames = embeds[0, vid].reshape(t, n, -1)
-        keep, vec, segs = fastvid_select(frames, req["attn"].to(dev), float(self.retention_ratio), int(self.c),
-                                         float(self.tau), float(self.ignore), float(self.d), int(self.p),
-                                         float(self.beta))
+        t0 = time.perf_counter()
+        with torch.profiler.record_function("atlas.method"):   # attributed by `atlas bench --profile`
+            keep, vec, segs = fastvid_select(frames, req["attn"].to(dev), float(self.retention_ratio), int(self.c),
+                                             float(self.tau), float(self.ignore), float(self.d), int(self.p),
+                                             float(self.beta))
+        overhead = time.perf_counter() - t0
         kept_pos = vid[keep]
         mask = torch.ones(L, dtype=torch.bool, device=dev)
         mask[vid] = False
@@ -266,6 +270,7 @@ class FastVID(PrunedVideoRequest, Method):
         stats = self._session.last
         if stats is not None:
             stats.visual_before, stats.visual_after = before, after
+            stats.method_overhead_s += overhead
         self.report = {"visual_tokens_before": before, "visual_tokens_after": after, "segments": len(segs),
                        "segment_frames": segs}
         return kwargs
