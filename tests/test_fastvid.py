@@ -292,3 +292,13 @@ def test_cli_run_fastvid_with_a_video(clip, tmp_path, capsys):
                  "--out", str(tmp_path / "r.json"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "atlas bench does not make yet" in err[0] and not (tmp_path / "r.json").exists()
+
+
+def test_keeping_every_token_is_the_baseline(clip):
+    b, inp = _inputs("tiny-qwen2-vl", clip)
+    base = b.model(**inp).logits[0, -1]
+    m = registry.create("fastvid", retention_ratio=1.0, d=0.0)    # every token salient but one anchor, which absorbs nothing
+    with m.apply(b.model) as s:
+        out = b.model(**inp).logits[0, -1]
+    assert s.last.visual_after == s.last.visual_before == 128
+    torch.testing.assert_close(out, base, atol=1e-6, rtol=1e-6)
