@@ -29,3 +29,17 @@ def inputs(b, prompt: str = "Describe the picture.", seed: int = 0) -> dict:
 
 def hook_count(model) -> int:
     return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules())
+
+
+def decoder_inputs(model, inp: dict) -> tuple:
+    """(inputs_embeds, position_ids) the decoder stack receives for `inp` on the unmodified model."""
+    from lvlm_atlas.methods.transformers_adapter import ModelAdapter
+
+    lm = ModelAdapter.of(model).language_model
+    got = {}
+    h = lm.register_forward_pre_hook(lambda m, a, kw: got.setdefault("kw", dict(kw)) and None, with_kwargs=True)
+    try:
+        model(**inp)
+    finally:
+        h.remove()
+    return got["kw"]["inputs_embeds"], got["kw"]["position_ids"]

@@ -10,8 +10,7 @@ pytest.importorskip("av")
 
 from lvlm_atlas.methods import harness, registry, video  # noqa: E402
 from lvlm_atlas.methods.algorithms.dycoke import ttm_keep  # noqa: E402
-from lvlm_atlas.methods.transformers_adapter import ModelAdapter  # noqa: E402
-from tests.methods_util import bundle, noise_image  # noqa: E402
+from tests.methods_util import bundle, decoder_inputs, noise_image  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +80,7 @@ def test_zero_ratios_are_the_baseline(clip):
 def test_temporal_merging_keeps_positions_and_equals_a_pruned_forward(clip):
     b, inp = _inputs("tiny-qwen2-vl", clip)
     model = b.model
-    lm = ModelAdapter.of(model).language_model
-    got = {}
-    h = lm.register_forward_pre_hook(lambda m, a, kw: got.setdefault("kw", dict(kw)) and None, with_kwargs=True)
-    try:
-        model(**inp)
-    finally:
-        h.remove()
-    E, P = got["kw"]["inputs_embeds"], got["kw"]["position_ids"]
+    E, P = decoder_inputs(model, inp)
     m = registry.create("dycoke", p=0.0)
     with m.apply(model) as s:
         out = model(**inp).logits[0, -1]

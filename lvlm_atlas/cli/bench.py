@@ -84,6 +84,9 @@ def _check(args):
         raise UsageError(f"--param for {', '.join(stray)}, which is not in --methods; add it to --methods or drop the --param")
     for m in methods:
         if m != bench.BASELINE:
+            if getattr(registry.get(m), "needs_video", False):
+                raise UsageError(f"{m} needs video input, which atlas bench does not make yet; "
+                                 f"run it with atlas run {m} --video FILE")
             check_method(m, dict(params.get(m, {})))
             for b in budgets:
                 if b is not None and bench.takes_budget(m):   # budget-less methods (kivi) run once, without one

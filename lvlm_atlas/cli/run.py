@@ -54,6 +54,8 @@ def run(args) -> int:
                 raise UsageError("--budget needs a method; write a method name (see `atlas list`) instead of none")
             params["budget"] = budget
         method = check_method(args.method, params) if args.method != "none" else None
+        if method is not None and getattr(type(method), "needs_video", False) and video is None:
+            raise UsageError(f"{args.method} needs video input: give --video FILE (a Qwen2-VL / Qwen2.5-VL model)")
         if args.method == "none" and params:
             raise UsageError("--param needs a method; write a method name (see `atlas list`) instead of none")
         check_model(args.model)
@@ -86,7 +88,12 @@ def run(args) -> int:
     if args.compare and method is not None:
         base = harness.greedy_generate(bundle.model, inputs, args.max_new_tokens, bundle.eos_token_id, args.device)
     ctx = method.apply(bundle.model) if method is not None else contextlib.nullcontext()
-    with ctx as session:
+    try:
+        session = ctx.__enter__()
+    except NotImplementedError as exc:      # the method does not support this model family
+        return fail(exc)
+    with contextlib.ExitStack() as stack:
+        stack.push(ctx)
         res = harness.generate(bundle.model, inputs, args.max_new_tokens, bundle.eos_token_id, args.device,
                                method=method, session=session, decode=bundle.decode)
     stats = session.last if session is not None else None

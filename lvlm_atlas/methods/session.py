@@ -67,6 +67,46 @@ class _Request:
     decode_pos: torch.Tensor | None = None  # in-LLM decode: original positions of the new rows
 
 
+def shorten_prefill(kwargs: dict, keep_seq: torch.Tensor) -> torch.Tensor:
+    """Keep only the rows `keep_seq` of a prefill's decoder input (inputs_embeds, position ids, 2-D mask); the
+    survivors keep their positions (1-D or 3-D M-RoPE). Returns the position the first decode step takes."""
+    embeds = kwargs["inputs_embeds"]
+    dev = embeds.device
+    kwargs["inputs_embeds"] = embeds[:, keep_seq]
+    pos = kwargs.get("position_ids")
+    if pos is None:
+        pos = torch.arange(embeds.shape[1], device=dev)[keep_seq].unsqueeze(0)
+    else:
+        pos = pos[..., keep_seq]
+    kwargs["position_ids"] = pos
+    am = kwargs.get("attention_mask")
+    if am is None:
+        kwargs["attention_mask"] = torch.ones(1, keep_seq.numel(), dtype=torch.long, device=dev)
+    elif torch.is_tensor(am) and am.dim() == 2:
+        kwargs["attention_mask"] = am[:, keep_seq]
+    else:
+        raise NotImplementedError("pre-LLM pruning needs a 2-D attention_mask (or none); got a prepared mask")
+    return pos.amax(dim=-1) + 1
+
+
+def continue_decode(kwargs: dict, keep_seq: torch.Tensor, lm_len: int, next_pos: torch.Tensor) -> torch.Tensor:
+    """A decode step after `shorten_prefill`: re-index its 2-D mask and continue the positions from
+    `next_pos`. Returns the position of the step after it."""
+    q = kwargs["inputs_embeds"].shape[1]
+    dev = kwargs["inputs_embeds"].device
+    am = kwargs.get("attention_mask")
+    if torch.is_tensor(am) and am.dim() == 2 and am.shape[1] >= lm_len:
+        kwargs["attention_mask"] = torch.cat([am[:, keep_seq], am[:, lm_len:]], dim=1)
+    elif am is not None and not (torch.is_tensor(am) and am.dim() == 2):
+        raise NotImplementedError("decoding after pre-LLM pruning needs a 2-D attention_mask (or none)")
+    pos = next_pos.unsqueeze(-1) + torch.arange(q, device=dev)
+    given = kwargs.get("position_ids")
+    if given is not None and given.dim() == 3 and pos.dim() == 3 and given.shape[0] != pos.shape[0]:
+        pos = pos[-given.shape[0]:]
+    kwargs["position_ids"] = pos
+    return next_pos + q
+
+
 class Session:
     """Created by `Method.apply(model)`; `last` holds the stats of the most recent request."""
 
@@ -269,41 +309,15 @@ class Session:
         if replace is not None:
             embeds = embeds.clone()
             embeds[0, replace[0]] = replace[1]
-        kwargs["inputs_embeds"] = embeds[:, keep_seq]
-        pos = kwargs.get("position_ids")
-        if pos is None:
-            pos = torch.arange(L, device=dev)[keep_seq].unsqueeze(0)
-        else:
-            pos = pos[..., keep_seq]
-        kwargs["position_ids"] = pos
-        am = kwargs.get("attention_mask")
-        if am is None:
-            kwargs["attention_mask"] = torch.ones(1, keep_seq.numel(), dtype=torch.long, device=dev)
-        elif torch.is_tensor(am) and am.dim() == 2:
-            kwargs["attention_mask"] = am[:, keep_seq]
-        else:
-            raise NotImplementedError("pre-LLM pruning needs a 2-D attention_mask (or none); got a prepared mask")
+        kwargs["inputs_embeds"] = embeds
+        req.next_pos = shorten_prefill(kwargs, keep_seq)
         req.pre_keep, req.pre_replace, req.lm_len = keep_seq, replace, L
-        req.next_pos = pos.amax(dim=-1) + 1
         req.stats.visual_after = n_kept
         req.stats.kept["pre_llm"] = keep_seq[layout.is_visual.to(dev)[keep_seq]]
         return kwargs
 
     def _reindex_decode(self, req: _Request, kwargs: dict):
-        q = kwargs["inputs_embeds"].shape[1]
-        dev = kwargs["inputs_embeds"].device
-        am = kwargs.get("attention_mask")
-        if torch.is_tensor(am) and am.dim() == 2 and am.shape[1] >= req.lm_len:
-            kwargs["attention_mask"] = torch.cat([am[:, req.pre_keep], am[:, req.lm_len:]], dim=1)
-        elif am is not None and not (torch.is_tensor(am) and am.dim() == 2):
-            raise NotImplementedError("decoding after pre-LLM pruning needs a 2-D attention_mask (or none)")
-        steps = torch.arange(q, device=dev)
-        pos = req.next_pos.unsqueeze(-1) + steps
-        given = kwargs.get("position_ids")
-        if given is not None and given.dim() == 3 and pos.dim() == 3 and given.shape[0] != pos.shape[0]:
-            pos = pos[-given.shape[0]:]
-        kwargs["position_ids"] = pos
-        req.next_pos = req.next_pos + q
+        req.next_pos = continue_decode(kwargs, req.pre_keep, req.lm_len, req.next_pos)
         return kwargs
 
     # --- in-LLM pruning -------------------------------------------------------------------------------

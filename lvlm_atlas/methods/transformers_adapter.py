@@ -35,7 +35,8 @@ from lvlm_atlas.methods.layout import TokenLayout
 __all__ = ["ALL_ATTENTION_FUNCTIONS", "ALL_MASK_ATTENTION_FUNCTIONS", "AttentionInterface", "AttentionMaskInterface",
            "Cache", "DynamicCache", "DynamicLayer", "StaticCache", "static_cache", "decode_kwargs", "ModelAdapter", "UnsupportedModelError", "cache_kwargs",
            "cache_of", "set_cache", "check_cache_argument", "past_length", "output_cache", "attn_implementation", "eager_attention_function",
-           "qwen_vision_rotary", "qwen25_window_order", "llava_next_patch_counts", "TRANSFORMERS_VERSION"]
+           "qwen_vision_rotary", "qwen25_window_order", "qwen25_windows", "qwen25_full_attention_blocks", "qwen_vision_blocks", "qwen_vision_qk",
+           "vision_attn_implementation", "set_vision_attn_implementation", "llava_next_patch_counts", "TRANSFORMERS_VERSION"]
 
 TRANSFORMERS_VERSION = transformers.__version__
 CACHE_NAMES = ("cache", "past_key_values")   # the current name first
@@ -137,14 +138,23 @@ def qwen_vision_rotary(module: nn.Module):
     return fn
 
 
-def qwen25_window_order(vision_config, grid_thw: torch.Tensor) -> torch.Tensor:
-    """Qwen2.5-VL: permutation taking merged vision tokens from window order back to prompt order."""
+def qwen25_windows(vision_config, grid_thw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Qwen2.5-VL: (window_index, cu_window_seqlens) of its vision tower: the prompt-order (raster) index of
+    every merge group in the tower's window order, and the windows' cumulative patch counts."""
     from transformers.vision_utils import get_vision_window_index
 
-    window_index, _ = get_vision_window_index(grid_thw, spatial_merge_size=vision_config.spatial_merge_size,
-                                              window_size=vision_config.window_size,
-                                              patch_size=vision_config.patch_size)
-    return torch.argsort(window_index)
+    return get_vision_window_index(grid_thw, spatial_merge_size=vision_config.spatial_merge_size,
+                                   window_size=vision_config.window_size, patch_size=vision_config.patch_size)
+
+
+def qwen25_window_order(vision_config, grid_thw: torch.Tensor) -> torch.Tensor:
+    """Qwen2.5-VL: permutation taking merged vision tokens from window order back to prompt order."""
+    return torch.argsort(qwen25_windows(vision_config, grid_thw)[0])
+
+
+def qwen25_full_attention_blocks(vision_config) -> frozenset[int]:
+    """Qwen2.5-VL: the vision blocks that attend over the whole image (the others attend within windows)."""
+    return frozenset(int(i) for i in vision_config.fullatt_block_indexes)
 
 
 def llava_next_patch_counts(config, image_sizes) -> list[int]:
@@ -279,6 +289,34 @@ def vision_feature_layer(adapter: "ModelAdapter") -> int:
     if not isinstance(layer, int):
         raise UnsupportedModelError("multi-layer vision features (a list of vision_feature_layer) are not supported")
     return layer
+
+
+def qwen_vision_blocks(adapter: "ModelAdapter") -> nn.ModuleList:
+    """The blocks of a Qwen2-VL / Qwen2.5-VL vision tower (each: norm1, attn with a fused qkv, norm2, mlp)."""
+    if not adapter.is_qwen:
+        raise UnsupportedModelError(f"visual.blocks is the Qwen2-VL family's ViT (got {adapter.family})")
+    return adapter.vision_tower.blocks
+
+
+def qwen_vision_qk(attn: nn.Module, hidden: torch.Tensor, position_embeddings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary-embedded (seq, heads, head_dim) queries and keys of a Qwen vision attention for its input `hidden`
+    (the block's norm1 output) and the (cos, sin) it received."""
+    n = hidden.shape[0]
+    q, k, _ = attn.qkv(hidden).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    cos, sin = position_embeddings
+    return qwen_vision_rotary(attn)(q, k, cos, sin)
+
+
+def vision_attn_implementation(model: nn.Module) -> str:
+    """The attention implementation the vision tower of a multimodal model runs with."""
+    return attn_implementation(model.config.vision_config)
+
+
+def set_vision_attn_implementation(model: nn.Module, name: str) -> None:
+    """Switch only the vision tower's attention implementation (public `set_attn_implementation`)."""
+    model.set_attn_implementation({"vision_config": name})
+    if vision_attn_implementation(model) != name:
+        raise UnsupportedModelError(f"{type(model).__name__} did not switch its vision tower to {name!r}")
 
 
 def cached_keys(cache_obj: Cache, layer: int) -> torch.Tensor:

@@ -43,3 +43,31 @@ def merge_into_nearest(targets: torch.Tensor, others: torch.Tensor, metric: torc
     acc.index_add_(0, assign, values[others].float() * w_o[:, None])
     norm = w_t.clone().index_add_(0, assign, w_o)
     return (acc / norm[:, None]).to(values.dtype)
+
+
+def require_video_family(name: str, adapter) -> None:
+    """Video methods run on the Qwen2-VL family (the families with a video path here)."""
+    if not adapter.is_qwen:
+        raise NotImplementedError(f"{name} needs video input, implemented for the Qwen2-VL family (got {adapter.family})")
+
+
+class PrunedVideoRequest:
+    """Mixin of the video methods that shorten the decoder input themselves: their decoder-stack pre-hook
+    `_on_lm` calls `self._prefill(req, kwargs)` on a prefill (which sets req["keep_seq"], "lm_len" and
+    "next_pos" when it drops rows) and continues the positions and the 2-D mask on decode steps."""
+
+    _req: dict | None = None
+
+    def _on_lm(self, module, args, kwargs):
+        from lvlm_atlas.methods.session import continue_decode
+        from lvlm_atlas.methods.transformers_adapter import past_length
+
+        req = self._req
+        if req is None or req.get("ids") is None:
+            return None
+        if past_length(kwargs) == 0:
+            return args, self._prefill(req, kwargs)
+        if req.get("keep_seq") is None:
+            return None
+        req["next_pos"] = continue_decode(kwargs, req["keep_seq"], req["lm_len"], req["next_pos"])
+        return args, kwargs

@@ -19,8 +19,10 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from lvlm_atlas.methods.algorithms._common import PrunedVideoRequest, require_video_family
 from lvlm_atlas.methods.base import Method
 from lvlm_atlas.methods.registry import register
+from lvlm_atlas.methods.session import shorten_prefill
 from lvlm_atlas.methods.stages import Stage
 
 
@@ -49,7 +51,7 @@ def ttm_keep(frames: torch.Tensor, k: float, keep_last_odd_frame: bool = True) -
 
 @register("dycoke")
 @dataclass
-class DyCoke(Method):
+class DyCoke(PrunedVideoRequest, Method):
     k: float = 0.3               # TTM: share of a paired frame's tokens pruned as temporal duplicates
     p: float = 0.8               # DP: share of the visual KV entries left out of attention while decoding
     layer: int = 3               # DP: first decoder layer that attends to the pruned visual KV
@@ -71,8 +73,7 @@ class DyCoke(Method):
     # --- hooks ------------------------------------------------------------------------------------------
     def install(self, session) -> None:
         a = session.adapter
-        if not a.is_qwen:
-            raise NotImplementedError(f"dycoke needs video input, implemented for the Qwen2-VL family (got {a.family})")
+        require_video_family("dycoke", a)
         if not 1 <= int(self.layer) < a.num_layers:
             raise ValueError(f"dycoke: layer must lie in 1..{a.num_layers - 1} for this model, got {self.layer}")
         self._session = session
@@ -99,26 +100,6 @@ class DyCoke(Method):
                      "last_attn": None, "kept": None}
         return None
 
-    def _on_lm(self, module, args, kwargs):
-        from lvlm_atlas.methods.transformers_adapter import past_length
-
-        req = self._req
-        if req is None or req["ids"] is None:
-            return None
-        if past_length(kwargs) == 0:
-            return args, self._prefill(req, kwargs)
-        if req.get("keep_seq") is None:
-            return None
-        embeds = kwargs["inputs_embeds"]
-        q = embeds.shape[1]
-        am = kwargs.get("attention_mask")
-        if torch.is_tensor(am) and am.dim() == 2 and am.shape[1] >= req["lm_len"]:
-            kwargs["attention_mask"] = torch.cat([am[:, req["keep_seq"]], am[:, req["lm_len"]:]], dim=1)
-        pos = req["next_pos"].unsqueeze(-1) + torch.arange(q, device=embeds.device)
-        kwargs["position_ids"] = pos
-        req["next_pos"] = req["next_pos"] + q
-        return args, kwargs
-
     def _prefill(self, req: dict, kwargs: dict) -> dict:
         ids = req["ids"][0]
         embeds = kwargs["inputs_embeds"]
@@ -142,20 +123,10 @@ class DyCoke(Method):
             keep_seq = dropped.nonzero().squeeze(1)
         stats = self._session.last
         if keep_seq is not None and keep_seq.numel() < L:
-            kwargs["inputs_embeds"] = embeds[:, keep_seq]
-            pos = kwargs.get("position_ids")
-            if pos is None:
+            if kwargs.get("position_ids") is None:
                 raise RuntimeError("dycoke: expected M-RoPE position ids at the decoder input")
-            pos = pos[..., keep_seq]
-            kwargs["position_ids"] = pos
-            am = kwargs.get("attention_mask")
-            if am is None or (torch.is_tensor(am) and am.dim() == 2):
-                kwargs["attention_mask"] = (torch.ones(1, keep_seq.numel(), dtype=torch.long, device=dev)
-                                            if am is None else am[:, keep_seq])
-            else:
-                raise NotImplementedError("dycoke: temporal merging needs a 2-D attention_mask (or none)")
+            req["next_pos"] = shorten_prefill(kwargs, keep_seq)
             req["keep_seq"] = keep_seq
-            req["next_pos"] = pos.amax(dim=-1) + 1
             req["vis_rows"] = is_vis[keep_seq].nonzero().squeeze(1)
         else:
             req["vis_rows"] = vis_pos
