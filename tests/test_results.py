@@ -112,3 +112,26 @@ def test_no_page_calls_random_weight_cpu_output_a_benchmark_result():
     assert "Only a CPU smoke test on random weights so far" in paper
     home = (tree.site / "index.html").read_text(encoding="utf-8")
     assert "measured on real models" not in home
+
+
+def test_a_duplicate_key_in_a_results_file_is_one_line(tmp_path):
+    path = _write(tmp_path, RESULTS["mergeall"])
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("paper: mergeall\n", "paper: mergeall\npaper: mergeall\n", 1), encoding="utf-8")
+    _, problems = check_file(path, IDS)
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{path}: line 2, column 1: duplicate key 'paper'")
+
+
+def test_a_duplicate_benchmark_in_the_vocabulary_is_reported(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    _write(results, RESULTS["mergeall"])
+    vocab = {"models": {"llava-1.5-7b": "LLaVA-1.5-7B"},
+             "benchmarks": {"gqa": {"label": "GQA", "metric": "accuracy", "min": 0, "max": 100}}}
+    text = yaml.safe_dump(vocab, sort_keys=False)
+    text += "  gqa: {label: GQA again, metric: accuracy, min: 0, max: 100}\n"
+    (tmp_path / "results-vocab.yaml").write_text(text, encoding="utf-8")
+    files, problems = load_results(results, IDS)
+    assert files == [] and len(problems) == 1
+    assert "results-vocab.yaml: line " in problems[0] and "duplicate key 'gqa'" in problems[0]

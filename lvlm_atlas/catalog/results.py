@@ -33,10 +33,10 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lvlm_atlas import paths
+from lvlm_atlas.catalog.yamlsafe import read_yaml
 
 RESULTS_DIR = paths.CATALOG / "results"
 VOCAB_PATH = paths.CATALOG / "results-vocab.yaml"
@@ -95,9 +95,21 @@ class ResultsFile(_Strict):
     tables: list[Table] = Field(min_length=1)
 
 
+def _read_strict(path: Path):
+    """The file's data, read like the paper files: a duplicate key, an anchor or a tab is an error.
+
+    Raises ValueError with one line 'line L, column C: what (what to do)'.
+    """
+    parsed = read_yaml(path.read_bytes(), locate=False)
+    if parsed.problems:
+        p = parsed.problems[0]
+        raise ValueError(f"line {p.line}, column {p.col}: {p.message}" + (f" ({p.hint})" if p.hint else ""))
+    return parsed.data
+
+
 @cache
 def load_vocab(path: Path = VOCAB_PATH) -> dict:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    data = _read_strict(path) if path.is_file() else {}
     return {"models": dict(data.get("models") or {}), "benchmarks": dict(data.get("benchmarks") or {})}
 
 
@@ -105,9 +117,11 @@ def check_file(path: Path, paper_ids: set[str] | None = None, vocab: dict | None
     """The parsed file and its problems, each one line 'path: where: what (what to write instead)'."""
     vocab = vocab or load_vocab()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        return None, [f"{path}: not readable YAML ({exc})"]
+        data = _read_strict(path)
+    except OSError as exc:
+        return None, [f"{path}: not readable ({exc})"]
+    except ValueError as exc:
+        return None, [f"{path}: {exc}"]
     try:
         rf = ResultsFile.model_validate(data)
     except ValidationError as exc:
@@ -150,7 +164,10 @@ def load_results(results_dir: Path = RESULTS_DIR, paper_ids: set[str] | None = N
     vocab_path = results_dir.parent / "results-vocab.yaml"
     if files_here and not vocab_path.is_file():
         return files, [f"{vocab_path}: missing; it defines the models and benchmarks results files may use (restore it)"]
-    vocab = load_vocab(vocab_path)
+    try:
+        vocab = load_vocab(vocab_path)
+    except ValueError as exc:
+        return files, [f"{vocab_path}: {exc}"]
     for path in files_here:
         rf, probs = check_file(path, paper_ids, vocab)
         problems += probs
