@@ -78,7 +78,7 @@ GOLDEN = [
      "example-method.yaml:12:10: identifiers.arxiv: arXiv id '2403.00001v2' has a version suffix; write '2403.00001' | "),
     ("arXiv id inconsistent with date",
      lambda t: t.replace("date: 2024-03-11", "date: 2023-03-11").replace("year: 2024", "year: 2023").replace("ECCV 2024", "ICCV 2023"),
-     "example-method.yaml:2:1: arXiv id 2403.00001 was first posted 2024-03 but date is 2023-03-11; date is the first version's date (a submission in the last days of the month before, announced in the id's month, is also accepted when the date has its day) | "),
+     "example-method.yaml:2:1: arXiv id 2403.00001 was first posted 2024-03 but date is 2023-03-11; date is the first version's date (a submission up to 3 months before the id's month, announced late, is also accepted when the date has its day) | "),
     ("tab character",
      lambda t: t.replace("  arxiv:", "\tarxiv:"),
      "example-method.yaml:12:1: tab character found | indent with spaces and replace tabs in values by spaces"),
@@ -141,12 +141,14 @@ def test_golden_messages(tmp_path, taxonomy, desc, edit, expected):
 
 @pytest.mark.parametrize("arxiv,date,year,ok", [
     ("2403.00001", "2024-02-29", 2024, True),    # submitted after February's last cut-off, announced in March
-    ("2403.00001", "2024-02-20", 2024, False),   # too early for a March id
+    ("2403.00001", "2024-02-20", 2024, True),    # held in moderation, announced in March (like DOP 2507.02909)
+    ("2403.00001", "2023-12-01", 2024, True),    # three months before the id's month: still a plausible hold
+    ("2403.00001", "2023-11-30", 2024, False),   # four months before: a wrong date or a wrong id
     ("2403.00001", "2024-02", 2024, False),      # month-only dates must match the id
     ("2401.00001", "2023-12-30", 2023, True),    # across a year boundary: the year is the first version's
     ("2403.00001", "2024-04-01", 2024, False),   # never after the id's month
 ])
-def test_arxiv_id_month_allows_late_month_submissions(tmp_path, taxonomy, arxiv, date, year, ok):
+def test_arxiv_id_month_allows_late_announced_submissions(tmp_path, taxonomy, arxiv, date, year, ok):
     text = (VALID.replace('arxiv: "2403.00001"', f'arxiv: "{arxiv}"').replace("2403.00001", arxiv)
             .replace("date: 2024-03-11", f"date: {date}").replace("year: 2024", f"year: {year}"))
     if year != 2024:

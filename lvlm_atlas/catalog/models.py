@@ -89,14 +89,16 @@ ARXIV_PATTERN_HINT = ("an arXiv id is YYMM.NNNNN (five digits after the dot from
 
 
 def _submitted_before_announcement(date: str, yymm: tuple[int, int]) -> bool:
-    """True for a first version dated in the last days of the month before its id's month: arXiv gives a
-    paper submitted after the month's last announcement cut-off an id of the next month (e.g. submitted
-    2025-10-31, id 2511.00141). Only dates with a day qualify; a month-only date must match the id."""
+    """True for a first version dated shortly before its id's month. arXiv numbers a paper when it is
+    announced: one submitted after a month's last cut-off gets an id of the next month (e.g. submitted
+    2025-10-31, id 2511.00141), and one held in moderation can be announced weeks later (DOP: submitted
+    2025-06-24, id 2507.02909). Only dates with a day qualify, at most `HELD_MONTHS` months before the id's
+    month; a month-only date must match the id, and no date may be after the id's month."""
     if len(date) != 10:
         return False
-    y, m, d = int(date[:4]), int(date[5:7]), int(date[8:10])
-    prev = (yymm[0], yymm[1] - 1) if yymm[1] > 1 else (yymm[0] - 1, 12)
-    return (y, m) == prev and d >= LAST_DAYS_FROM
+    y, m = int(date[:4]), int(date[5:7])
+    months_before = (yymm[0] - y) * 12 + (yymm[1] - m)
+    return 1 <= months_before <= HELD_MONTHS
 
 
 VENUE_YEAR_RE = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")  # a year the venue names, e.g. 'CVPR 2024'
@@ -104,7 +106,7 @@ VENUE_YEAR_RE = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")  # a year the venue n
 # this date on; older entries with a month-only date are being completed (docs/contributing.md, "Metadata
 # rules"), after which this cut-off goes.
 FULL_DATE_REQUIRED_FROM = dt.date(2026, 12, 5)
-LAST_DAYS_FROM = 25  # the cut-off before a month's last announcement falls in its final week
+HELD_MONTHS = 3  # how long before its id's month a first version may have been submitted (moderation holds)
 
 
 class Strict(BaseModel):
@@ -311,8 +313,8 @@ class Paper(Strict):
             if ym and (self.date_year, self.date_month) != ym and not late:
                 raise ValueError(
                     f"arXiv id {self.identifiers.arxiv} was first posted {ym[0]}-{ym[1]:02d} but date is {self.date}; "
-                    f"date is the first version's date (a submission in the last days of the month before, "
-                    f"announced in the id's month, is also accepted when the date has its day)"
+                    f"date is the first version's date (a submission up to {HELD_MONTHS} months before the id's month, "
+                    f"announced late, is also accepted when the date has its day)"
                 )
             if ym and ym[0] > self.year and not late:
                 raise ValueError(problem(f"year {self.year} is before {ym[0]}, the year of arXiv id {self.identifiers.arxiv}",
