@@ -11,7 +11,8 @@ STAMP := $(VENV)/.deps-$(shell cat pyproject.toml Makefile $(LOCK) | cksum | cut
 COMPAT_TRANSFORMERS ?= 5.17.0
 METHOD_TESTS := tests/test_methods_framework.py tests/test_methods_presets.py tests/test_methods_cli.py \
 	tests/test_kv_methods.py tests/test_kv_evict.py tests/test_kv_fused_decode.py tests/test_sparsemm.py tests/test_budget.py \
-	tests/test_methods_cards.py tests/test_transformers_adapter.py
+	tests/test_methods_cards.py tests/test_transformers_adapter.py tests/test_tome.py tests/test_fastvid.py tests/test_dycoke.py \
+	tests/test_specvlm.py
 
 .PHONY: venv test test-compat test-latest lock validate site serve clean gpu-check
 
