@@ -53,3 +53,15 @@ def test_unknown_words_fall_back_to_the_prior():
 
 def test_no_training_data_gives_no_vote():
     assert StageBayes([]).posterior("anything", "") == {}
+
+
+@pytest.mark.parametrize("scores,expected", [
+    ({"encoding": 0.9, "prefilling": 1.0, "decoding": 0.2}, "encoding"),      # earlier and close: the rule wins
+    ({"encoding": 0.8, "prefilling": 1.0, "decoding": 0.2}, "prefilling"),    # earlier but too far behind
+    ({"encoding": 0.1, "prefilling": 0.86, "decoding": 1.0}, "prefilling"),   # the earliest close stage, not the first
+    ({"encoding": 0.95, "resources": 1.0}, "resources"),                       # resources is never overridden
+    ({"decoding": 1.0, "system": 0.99}, "decoding"),                           # a later stage never wins a near tie
+])
+def test_earliest_close_stage_is_chosen(scores, expected):
+    from lvlm_atlas.ingest.classify import choose_stage
+    assert choose_stage(scores, share=0.85) == expected

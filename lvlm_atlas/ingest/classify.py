@@ -41,6 +41,11 @@ STAGE_ANCESTOR_VOTE = 0.6  # the same when choosing the stage (so votes spread o
 W_STAGE_BAYES = 0.2
 BAYES_ALPHA = 0.3          # additive smoothing of the word counts
 BAYES_TITLE_REPEAT = 2
+# The placement rule (taxonomy.yaml): the primary placement is the earliest stage a method acts on. So when an
+# earlier stage scores at least this share of the best stage's score, the earlier stage is chosen (the
+# resources class is never overridden). Tuned on half A (leave-one-out).
+EARLIEST_STAGE_SHARE = 0.85
+STAGE_ORDER = ("encoding", "prefilling", "decoding", "system")
 
 # Defaults per node prefix when the node's own catalog papers say nothing (longest prefix wins).
 # They follow the survey's tables: token compression is compute-bound, KV methods memory-bound, etc.
@@ -148,11 +153,15 @@ class Classification:
 
     @property
     def stage_margin(self) -> float:
-        """How far the chosen stage leads the runner-up, relative to its score (0 = a tie, 1 = no contest)."""
-        ranked = sorted(self.stage_scores.values(), reverse=True)
-        if len(ranked) < 2 or ranked[0] <= 0:
-            return 1.0 if len(ranked) == 1 and ranked[0] > 0 else 0.0
-        return max(0.0, (ranked[0] - ranked[1]) / ranked[0])
+        """How far the chosen stage leads the best other stage, relative to its score (0 = a tie or behind,
+        as when the earliest-stage rule picked a close earlier stage; 1 = no contest)."""
+        mine = self.stage_scores.get(self.stage)
+        others = [v for k, v in self.stage_scores.items() if k != self.stage]
+        if mine is None or mine <= 0:
+            return 0.0
+        if not others:
+            return 1.0
+        return max(0.0, (mine - max(others)) / mine)
 
     def runner_up_stage(self) -> str | None:
         others = sorted(((v, k) for k, v in self.stage_scores.items() if k != self.stage), reverse=True)
@@ -208,6 +217,16 @@ class StageBayes:
         weights = {s: math.exp(v - top) for s, v in logp.items()}
         total = sum(weights.values())
         return {s: w / total for s, w in weights.items()}
+
+
+def choose_stage(stage_scores: dict[str, float], share: float = EARLIEST_STAGE_SHARE) -> str:
+    """The best-scoring stage, unless an earlier stage scores at least `share` of it (the earliest-stage
+    placement rule); the resources class, when it scores best, is kept."""
+    best = max(stage_scores, key=stage_scores.get)
+    if best not in STAGE_ORDER:
+        return best
+    floor = share * stage_scores[best]
+    return next(st for st in STAGE_ORDER if stage_scores.get(st, float("-inf")) >= floor)
 
 
 def category_of(node: str) -> str:
@@ -332,7 +351,7 @@ class Classifier:
         top = max(stage_scores.values()) or 1e-9
         posterior = self.bayes.posterior(title, abstract)
         stage_scores = {st: sc / top + W_STAGE_BAYES * posterior.get(st, 0.0) for st, sc in stage_scores.items()}
-        stage = max(stage_scores, key=stage_scores.get)
+        stage = choose_stage(stage_scores)
         scores.sort(key=lambda x: -x[1])
         primary = next(n for n, _ in scores if stage_of(n) == stage)
         scores.sort(key=lambda x: (x[0] != primary, -x[1]))   # primary first, then by score
