@@ -291,7 +291,7 @@ def test_cli_run_fastvid_with_a_video(clip, tmp_path, capsys):
     assert main(["bench", "--methods", "fastvid", "--models", "tiny-qwen2-vl", "--budgets", "none", "--n", "1",
                  "--out", str(tmp_path / "r.json"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "atlas bench does not make yet" in err[0] and not (tmp_path / "r.json").exists()
+    assert len(err) == 1 and "add --workload video-clip" in err[0] and not (tmp_path / "r.json").exists()
 
 
 def test_keeping_every_token_is_the_baseline(clip):

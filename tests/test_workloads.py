@@ -14,7 +14,7 @@ KV = ["snapkv", "pyramidkv", "streamingllm", "h2o", "look_m", "vl_cache", "kivi"
 def test_every_workload_names_real_and_tiny_presets():
     from lvlm_atlas.methods.presets import PRESETS
 
-    assert set(workloads.WORKLOADS) == {"single-image", "high-res", "multi-image", "video"}
+    assert set(workloads.WORKLOADS) == {"single-image", "high-res", "multi-image", "video", "video-clip"}
     for w in workloads.WORKLOADS.values():
         assert w.model in PRESETS and w.tiny in PRESETS and w.model.endswith("@random")
     with pytest.raises(ValueError, match="write one of single-image"):
@@ -80,3 +80,45 @@ def test_bench_profile_pass_attributes_method_time_and_compile_marks_the_baselin
     assert rows["none"]["compile"] == "eager" and rows["snapkv"]["compile"] is None
     assert rows["none"]["profile"]["method_ms"] == 0 and rows["snapkv"]["profile"]["method_ms"] > 0
     assert 0 < rows["snapkv"]["profile"]["method_share"] < 1 and rows["snapkv"]["profile"]["top_ops"]
+
+
+def test_video_clip_items_are_videos_with_a_moving_square():
+    w = workloads.get("video-clip")
+    (item,) = workloads.items(w, tiny=True)
+    assert "images" not in item and len(item["video"]) == workloads.TINY_VIDEO_FRAMES
+    import numpy as np
+    a, b = (np.asarray(f, dtype=np.int16) for f in item["video"][:2])
+    changed = (a != b).any(axis=2).mean()
+    assert 0 < changed < 0.5          # most of the frame repeats, a small part moves
+    (big,) = workloads.items(w)
+    assert len(big["video"]) == 32 and big["video"][0].size == (448, 448)
+
+
+def test_bench_runs_video_methods_on_the_video_clip_workload(tmp_path, capsys):
+    from lvlm_atlas.cli import main
+
+    out = tmp_path / "v.json"
+    assert main(["bench", "--methods", "fastvid,dycoke", "--workload", "video-clip", "--tiny", "--repeats", "1",
+                 "--warmup", "0", "--max-new-tokens", "3", "--no-progress", "--out", str(out)]) == 0
+    rows = {r["method"]: r for r in json.loads(out.read_text())["results"]}
+    # 8 frames of 112 px -> 4 temporal slices x 4 x 4 merged patches on tiny-qwen2-vl
+    assert rows["none"]["visual_tokens_before"] == rows["none"]["visual_tokens_after"] == 128
+    assert rows["fastvid"]["visual_tokens_before"] == 128 and rows["fastvid"]["visual_tokens_after"] < 128
+    assert rows["dycoke"]["visual_tokens_after"] < 128
+    assert "not below the" not in capsys.readouterr().err     # no image-size budget warnings for a video
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--methods", "fastvid", "--workload", "single-image", "--tiny"],
+     "error: fastvid needs video input; add --workload video-clip"),
+    (["--methods", "fastvid", "--workload", "video-clip", "--models", "tiny-llava"],
+     "error: --workload video-clip feeds video, which only Qwen2-VL / Qwen2.5-VL models take; drop tiny-llava"),
+    (["--methods", "dycoke", "--workload", "video-clip", "--tiny", "--batch", "2"],
+     "error: --batch 2: the video-clip workload runs one video per request; drop --batch"),
+])
+def test_video_workload_errors_are_one_line_before_any_model_loads(tmp_path, capsys, argv, message):
+    from lvlm_atlas.cli import main
+
+    assert main(["bench", *argv, "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(message)

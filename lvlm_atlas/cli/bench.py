@@ -16,8 +16,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--methods", required=True, help="comma-separated method names (the baseline is always run)")
     parser.add_argument("--models", default=None, help="comma-separated presets / hub ids (default: tiny-llava, "
                         "or the workload's model)")
-    parser.add_argument("--workload", default=None, help="a scenario preset: single-image, high-res, multi-image, "
-                        "video (real-size random-weight model, synthetic inputs; see lvlm_atlas/methods/workloads.py)")
+    parser.add_argument("--workload", default=None, help="a scenario preset: single-image, high-res, multi-image, video, "
+                        "video-clip (real-size random-weight model, synthetic inputs; see lvlm_atlas/methods/workloads.py)")
     parser.add_argument("--tiny", action="store_true", help="with --workload: its small offline stand-in model (CPU smoke)")
     parser.add_argument("--batch", type=int, default=None, help="requests run together (equal lengths; default 1)")
     parser.add_argument("--profile", action="store_true", help="one extra request per job under the torch profiler: "
@@ -82,16 +82,19 @@ def _check(args):
     stray = sorted(set(params) - set(methods))
     if stray:
         raise UsageError(f"--param for {', '.join(stray)}, which is not in --methods; add it to --methods or drop the --param")
+    from lvlm_atlas.methods import workloads
+
+    video_workload = bool(args.workload) and args.workload in workloads.WORKLOADS and \
+        workloads.WORKLOADS[args.workload].video_frames > 0
     for m in methods:
         if m != bench.BASELINE:
-            if getattr(registry.get(m), "needs_video", False):
-                raise UsageError(f"{m} needs video input, which atlas bench does not make yet; "
-                                 f"run it with atlas run {m} --video FILE")
+            if getattr(registry.get(m), "needs_video", False) and not video_workload:
+                raise UsageError(f"{m} needs video input; add --workload video-clip (a synthetic video on "
+                                 f"Qwen2-VL), or run it with atlas run {m} --video FILE")
             check_method(m, dict(params.get(m, {})))
             for b in budgets:
                 if b is not None and bench.takes_budget(m):   # budget-less methods (kivi) run once, without one
                     check_method(m, {**params.get(m, {}), "budget": b})
-    from lvlm_atlas.methods import workloads
 
     workload = None
     batch = args.batch if args.batch is not None else 1
@@ -103,6 +106,8 @@ def _check(args):
         except ValueError as exc:
             raise UsageError(f"--workload: {exc}") from None
         batch = workload.batch
+        if workload.video_frames and batch > 1:
+            raise UsageError(f"--batch {batch}: the {workload.name} workload runs one video per request; drop --batch")
     elif args.tiny:
         raise UsageError("--tiny needs --workload (it picks the workload's small stand-in model)")
     if batch > 1:
@@ -116,7 +121,8 @@ def _check(args):
         raise UsageError("--models is empty; write comma-separated presets or hub ids, e.g. tiny-llava")
     for model in models:
         check_model(model, "--models entry")
-        n = preset_visual_tokens(model)
+        # an image's token count; a video workload's requests are sized by the workload, not by one image
+        n = None if workload is not None and workload.video_frames else preset_visual_tokens(model)
         for b in budgets:  # a sweep may mix models: too large for one model is a warning, not an error
             if n is not None and isinstance(b, int) and b >= n:
                 print(f"warning: --budgets entry {b} is not below the {n} visual tokens {model} makes of an image; "
@@ -124,6 +130,14 @@ def _check(args):
     if workload is not None:
         if args.dataset:
             raise UsageError("--workload makes its own inputs; drop --dataset (or drop --workload)")
+        if workload.video_frames:
+            from lvlm_atlas.methods.presets import PRESETS
+            from lvlm_atlas.methods.video import QWEN_FAMILIES
+
+            other = [m for m in models if m in PRESETS and PRESETS[m].family not in QWEN_FAMILIES]
+            if other:
+                raise UsageError(f"--workload {workload.name} feeds video, which only Qwen2-VL / Qwen2.5-VL models "
+                                 f"take; drop {', '.join(other)} from --models (e.g. use tiny-qwen2-vl)")
         return methods, models, budgets, workloads.items(workload, n=args.limit or 1, tiny=args.tiny), params, \
             batch, workload
     if args.dataset:

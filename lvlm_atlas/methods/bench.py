@@ -134,8 +134,16 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None,
     from lvlm_atlas.methods.dataset import exact_match
 
     bundle = (loader or presets.load)(model, device=cfg.device, dtype=cfg.dtype, attn=cfg.attn)
-    prepared = [harness.batched(bundle.inputs(it["images"] if "images" in it else Image.open(it["image"]),
-                                              it["question"]), cfg.batch) for it in cfg.items]
+    def model_inputs(it):
+        if "video" in it:
+            from lvlm_atlas.methods.video import video_inputs
+            return video_inputs(bundle, it["video"], it["question"])
+        return bundle.inputs(it["images"] if "images" in it else Image.open(it["image"]), it["question"])
+
+    prepared = [harness.batched(model_inputs(it), cfg.batch) for it in cfg.items]
+    # image tokens, and video tokens on models that have them (counted once, outside the timed runs)
+    visual_ids = {t for t in (getattr(bundle.model.config, "image_token_id", None),
+                              getattr(bundle.model.config, "video_token_id", None)) if t is not None}
     eos = bundle.eos_token_id
 
     def once(inputs, method=None, session=None):
@@ -164,7 +172,7 @@ def run_model_jobs(model: str, jobs: list[Job], cfg: BenchConfig, progress=None,
                 if progress:
                     progress(1)
             res, stats = runs[-1]
-            n_vis = int((inp["input_ids"][0] == bundle.model.config.image_token_id).sum())
+            n_vis = int(sum((inp["input_ids"][0] == t).sum() for t in visual_ids))
             answer = bundle.decode(res.tokens)
             agree = harness.agreement(base, res)
             per_item.append({

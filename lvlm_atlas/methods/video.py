@@ -74,21 +74,39 @@ def video_inputs(bundle, frames: list, prompt: str) -> dict:
     return {k: (v.to(bundle.device) if torch.is_tensor(v) else v) for k, v in out.items()}
 
 
-def write_test_video(path: str, num_frames: int = 8, size: tuple[int, int] = (224, 112), seed: int = 0) -> str:
-    """A small synthetic video (a square moving over a noisy still background) for tests and examples."""
-    import av
+def synthetic_frames(num_frames: int = 8, size: tuple[int, int] = (224, 112), seed: int = 0) -> list:
+    """`num_frames` RGB PIL frames of a red square moving over a noisy still background: most tokens repeat
+    from frame to frame, as in real footage, so temporal methods have redundancy to find."""
+    from PIL import Image
+
+    return [Image.fromarray(a) for a in _frame_arrays(num_frames, size, seed)]
+
+
+def _frame_arrays(num_frames: int, size: tuple[int, int], seed: int) -> list:
     import numpy as np
 
     rng = np.random.default_rng(seed)
     w, h = size
     background = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    side = max(4, min(32, h // 3, w // 3))
+    out = []
+    for i in range(num_frames):
+        img = background.copy()
+        x = (i * 17) % max(1, w - side)
+        img[min(20, h - side):min(20, h - side) + side, x:x + side] = (255, 0, 0)
+        out.append(img)
+    return out
+
+
+def write_test_video(path: str, num_frames: int = 8, size: tuple[int, int] = (224, 112), seed: int = 0) -> str:
+    """A small synthetic video (the frames of `synthetic_frames`, MPEG-4 encoded) for tests and examples."""
+    import av
+
+    w, h = size
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("mpeg4", rate=4)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for i in range(num_frames):
-            img = background.copy()
-            x = (i * 17) % max(1, w - 32)
-            img[20:52, x:x + 32] = (255, 0, 0)
+        for img in _frame_arrays(num_frames, size, seed):
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             for packet in stream.encode(frame):
                 container.mux(packet)
