@@ -130,6 +130,25 @@ def main(argv=None) -> int:
         steps[f"sweep-{name}"] = sh(atlas("bench", *extra, *tiny, *dev, *common, "--out", str(path)),
                                     out / f"sweep-{name}.txt", budget_s * (2 if name == "kv-long" else 1))
         steps[f"sweep-{name}"]["ratios"] = ratios(path)
+    # 4. speculative decoding (issue 14): SpecVLM self-draft with a 10%-token draft, gamma 10, per verification
+    #    mode; accepted length, draft/verify time and speedup over plain decoding of the same run
+    from PIL import Image
+    import numpy as np
+
+    image = out / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (448, 448, 3), dtype=np.uint8)).save(image)
+    spec_model = "tiny-qwen2-vl" if smoke else "qwen2-vl-7b@random"
+    for verify in ("strict", "random", "lexical"):
+        path = out / f"specvlm-{verify}.json"
+        step = sh(atlas("run", "specvlm", "--model", spec_model, "--image", str(image), "--prompt",
+                        "Describe what is shown in detail.", "--param", f"verify={verify}", "--json",
+                        "--max-new-tokens", "8" if smoke else "64", *dev), path, 60 if smoke else 90)
+        try:
+            text = path.read_text(encoding="utf-8")
+            step["speculative"] = json.loads(text[text.index("{"):])["speculative"]
+        except (OSError, ValueError, KeyError):
+            step["speculative"] = None
+        steps[f"specvlm-{verify}"] = step
     summary = {"environment": env, "seconds": round(time.time() - t_start, 1), "steps": steps,
                "note": "random weights: tokens, bytes and time only; ratios are against the unmodified model "
                        "of the same run" + (" (CPU smoke run: nothing here is a measurement)" if smoke else "")}
