@@ -65,3 +65,15 @@ def test_no_training_data_gives_no_vote():
 def test_earliest_close_stage_is_chosen(scores, expected):
     from lvlm_atlas.ingest.classify import choose_stage
     assert choose_stage(scores, share=0.85) == expected
+
+
+@pytest.mark.parametrize("other,primary,earlier", [
+    ("encoding", "prefilling", True), ("encoding", "decoding", True), ("prefilling", "decoding", True),
+    ("decoding", "prefilling", False), ("prefilling", "prefilling", False), ("encoding", "system", False),
+    ("encoding", "resources", False), ("system", "encoding", False),
+])
+def test_secondary_never_on_an_earlier_stage_than_a_stage_primary(other, primary, earlier):
+    # The catalog's placement rule: the primary is the earliest stage the method acts on, so the classifier
+    # must not propose a secondary on an earlier stage (systems and resources keep their own primary).
+    from lvlm_atlas.ingest.classify import _earlier_stage
+    assert _earlier_stage(other, primary) is earlier

@@ -95,6 +95,15 @@ GOLDEN = [
     ("two primaries",
      lambda t: t.replace("    primary: true\n", "    primary: true\n  - node: encoding/token-compression\n    primary: true\n"),
      "example-method.yaml:19:3: placements: exactly one placement must have 'primary: true' (found 2) | "),
+    ("primary placement not on the earliest stage",
+     lambda t: t.replace("    primary: true\n", "    primary: true\n  - node: encoding/token-compression\n"),
+     "example-method.yaml:19:3: placements: the primary placement 'prefilling/token-compression/attention-guided' is on the "
+     "prefilling stage but 'encoding/token-compression' is on the earlier encoding stage; move 'primary: true' to "
+     "'encoding/token-compression' (the primary placement is the earliest stage the method acts on; only systems keep a "
+     "system/... primary), or remove that placement | "),
+    ("a system keeps its system primary",
+     lambda t: t.replace("- node: prefilling/token-compression/attention-guided\n    primary: true\n",
+                         "- node: system/serving\n    primary: true\n  - node: encoding/token-compression\n")),
     ("published without venue",
      lambda t: t.replace("venue: ECCV 2024", "venue: null"),
      "example-method.yaml:2:1: status is 'published' but venue is empty; write the venue (e.g. 'CVPR 2025') or set status: preprint | "),

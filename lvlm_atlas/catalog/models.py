@@ -180,6 +180,25 @@ class Identifiers(Strict):
         return v
 
 
+# The primary-placement rule of catalog/taxonomy.yaml: the primary placement is on the earliest
+# inference stage the method acts on. Systems (system/...) and resources keep their own primary.
+_RULED_STAGES = ("encoding", "prefilling", "decoding")
+
+
+def _check_earliest_stage(primary: "Placement", placements: list["Placement"], tax) -> None:
+    stage = tax.node_by_id[primary.node].stage
+    if stage not in _RULED_STAGES:
+        return
+    rank = {s: i for i, s in enumerate(_RULED_STAGES)}
+    for p in placements:
+        other = tax.node_by_id[p.node]
+        if other.view == "stage" and other.stage in rank and rank[other.stage] < rank[stage]:
+            raise ValueError(
+                f"the primary placement {primary.node!r} is on the {stage} stage but {p.node!r} is on the earlier "
+                f"{other.stage} stage; move 'primary: true' to {p.node!r} (the primary placement is the earliest "
+                "stage the method acts on; only systems keep a system/... primary), or remove that placement")
+
+
 class Placement(Strict):
     node: str = Field(description="A node id of catalog/taxonomy.yaml, e.g. prefilling/token-compression/attention-guided.")
     primary: bool = False
@@ -274,6 +293,7 @@ class Paper(Strict):
         seen = [p.node for p in v]
         if len(set(seen)) != len(seen):
             raise ValueError("a taxonomy node is listed twice in placements")
+        _check_earliest_stage(primaries[0], v, tax)
         return v
 
     @model_validator(mode="after")

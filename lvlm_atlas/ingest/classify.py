@@ -219,6 +219,13 @@ class StageBayes:
         return {s: w / total for s, w in weights.items()}
 
 
+def _earlier_stage(other: str, primary_stage: str) -> bool:
+    """True when a secondary on `other` would break the catalog's rule that the primary placement is on
+    the earliest stage the method acts on (systems and resources keep their own primary)."""
+    ruled = ("encoding", "prefilling", "decoding")
+    return primary_stage in ruled and other in ruled and ruled.index(other) < ruled.index(primary_stage)
+
+
 def choose_stage(stage_scores: dict[str, float], share: float = EARLIEST_STAGE_SHARE) -> str:
     """The best-scoring stage, unless an earlier stage scores at least `share` of it (the earliest-stage
     placement rule); the resources class, when it scores best, is kept."""
@@ -360,7 +367,8 @@ class Classifier:
                      default=0.0)
         confidence = max(0.0, min(1.0, 0.5 + (best - runner) / (2 * best))) * min(1.0, best / 0.25)
         secondary = [n for n, s in scores[1:4]
-                     if s >= 0.8 * best and category_of(n) != category_of(primary) and stage_of(n) != "resources"]
+                     if s >= 0.8 * best and category_of(n) != category_of(primary) and stage_of(n) != "resources"
+                     and not _earlier_stage(stage_of(n), stage)]
         facets = self._facets(primary, text, nbrs)
         return Classification(
             primary=primary, confidence=round(confidence, 3), node_scores=[(n, round(s, 4)) for n, s in scores],

@@ -38,6 +38,10 @@ def paper_data(i: int, rng: random.Random, tax: Taxonomy) -> dict:
     extra = rng.choice(leaves)
     if extra != placements[0]["node"] and rng.random() < 0.3:
         placements.append({"node": extra})
+        ruled = ("encoding", "prefilling", "decoding")   # the catalog's rule: primary on the earliest stage
+        first, second = (tax.node_by_id[p["node"]].stage for p in placements)
+        if first in ruled and second in ruled and ruled.index(second) < ruled.index(first):
+            placements = [{"node": extra, "primary": True}, {"node": placements[0]["node"]}]
     data = {
         "id": f"synthetic-{i:05d}",
         "name": f"{_pseudo_word(rng).capitalize()}{i}"[:60],
