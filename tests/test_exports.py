@@ -156,3 +156,34 @@ def test_yaml_export_of_a_catalog_round_trips(small_catalog):
     for loader in _loaders():
         assert yaml.load(text, Loader=loader) == records(small_catalog)
     assert render_export(small_catalog, "yaml") == text
+
+
+def test_stats_completeness_counts_what_is_missing(tmp_path):
+    import copy
+    from tests.site_helpers import RESULTS
+    papers = tmp_path / "papers"
+    write_paper(papers, paper_dict(1))                                   # token compression, full date
+    write_paper(papers, paper_dict(2, date="2024-03", added="2026-11-20"))  # month-only date (allowed before the rule)
+    write_paper(papers, paper_dict(3, placements=[{"node": "decoding/kv-cache-compression/token-level", "primary": True}]))
+    write_paper(papers, paper_dict(4, kind="benchmark", training_free=None,
+                                   placements=[{"node": "resources/benchmarks/image", "primary": True}]))
+    results = tmp_path / "results"
+    results.mkdir()
+    (tmp_path / "results-vocab.yaml").write_text((ROOT / "catalog" / "results-vocab.yaml").read_text(encoding="utf-8"),
+                                                 encoding="utf-8")
+    for pid in ("example-method-1", "example-method-3"):
+        doc = copy.deepcopy(RESULTS["mergeall"])
+        doc["paper"] = pid
+        for table in doc["tables"]:
+            table["rows"] = [r for r in table["rows"] if r["role"] != "baseline"]
+            for r in table["rows"]:
+                if r["role"] == "own":
+                    r["method"] = pid
+        (results / f"{pid}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    catalog = load_catalog(papers)
+    c = catalog_stats(catalog)["completeness"]
+    assert c["arxiv_month_only_dates"] == ["example-method-2"]
+    assert c["methods_without_training_free"] == []
+    assert c["results_files"] == 2
+    assert c["results_token_compression_papers"] == 1 and c["results_kv_cache_papers"] == 1
+    assert c["results_rows"] == sum(len(t.rows) for f in catalog.results for t in f.tables) > 0

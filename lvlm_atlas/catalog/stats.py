@@ -30,6 +30,31 @@ def catalog_stats(catalog: Catalog) -> dict:
         "with_code": sum(1 for p in papers if p.links.code),
         "runnable": sum(1 for p in papers if p.method),
         "candidates": sum(1 for p in papers if p.candidate),
+        "completeness": completeness(catalog),
+    }
+
+
+def _is_token_compression(node: str) -> bool:
+    return "/token-compression" in node
+
+
+def completeness(catalog: Catalog) -> dict:
+    """What the catalog still lacks: first-version dates without a day, methods without `training_free`,
+    and how many token-compression and KV-cache papers carry paper-reported results (catalog/results/)."""
+    papers = catalog.papers
+    with_arxiv = [p for p in papers if p.identifiers.arxiv]
+    reported = {f.paper for f in catalog.results}
+    token = {p.id for p in papers if any(_is_token_compression(pl.node) for pl in p.placements)}
+    kv = {p.id for p in papers if p.id not in token
+          and any(pl.node.startswith("decoding/kv-cache-compression") for pl in p.placements)}
+    return {
+        "arxiv_papers": len(with_arxiv),
+        "arxiv_month_only_dates": sorted(p.id for p in with_arxiv if len(p.date) != 10),
+        "methods_without_training_free": sorted(p.id for p in papers if p.kind == "method" and p.training_free is None),
+        "results_files": len(catalog.results),
+        "results_rows": sum(len(t.rows) for f in catalog.results for t in f.tables),
+        "results_token_compression_papers": len(reported & token),
+        "results_kv_cache_papers": len(reported & kv),
     }
 
 
@@ -45,4 +70,13 @@ def format_stats(stats: dict, catalog: Catalog) -> str:
     for facet, counts in stats["facets"].items():
         lines += ["", f"per {facet}:"] + [f"  {str(k):<24}{v:>6}" for k, v in counts.items()]
     lines += ["", "per year:"] + [f"  {k:<24}{v:>6}" for k, v in stats["years"].items()]
+    c = stats["completeness"]
+    month_only, no_tf = c["arxiv_month_only_dates"], c["methods_without_training_free"]
+    lines += ["", "completeness:",
+              f"  papers with an arXiv id whose first-version date has no day: {len(month_only)} of {c['arxiv_papers']}"
+              + (f" (e.g. {', '.join(month_only[:5])})" if month_only else ""),
+              f"  methods without training_free: {len(no_tf)}" + (f" ({', '.join(no_tf[:5])})" if no_tf else ""),
+              f"  paper-reported results: {c['results_files']} files, {c['results_rows']} rows; "
+              f"token-compression papers {c['results_token_compression_papers']}, "
+              f"KV-cache papers (no token-compression placement) {c['results_kv_cache_papers']}"]
     return "\n".join(lines) + "\n"
