@@ -15,7 +15,7 @@ import sys
 GROUPS: list[tuple[str, list[str]]] = [
     ("catalog", ["validate", "stats", "export", "schema", "new"]),
     ("site", ["build"]),
-    ("citation graph and ingestion", ["graph", "enrich", "ingest"]),
+    ("citation graph and ingestion", ["graph", "enrich", "ingest", "dates"]),
     ("methods", ["list", "run", "bench", "merge", "dataset", "cost"]),
 ]
 COMMANDS = [name for _, names in GROUPS for name in names]
